@@ -1,0 +1,187 @@
+"""The command line: a thin layer that parses, builds config dataclasses, runs, writes files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from .errors import LifelongError
+
+DEFAULT_OUT = "runs"
+
+
+def parse_value(text: str) -> Any:
+    """``3`` → 3, ``1e-4`` → 1e-4, ``true`` → True, ``[1,2]`` → [1, 2]; otherwise the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LifelongError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        out[key.replace("-", "_")] = parse_value(value)
+    return out
+
+
+class ProgressBar:
+    """One status line on stderr: task, epoch, a bar, and the time left for this run."""
+
+    def __init__(self, label: str = "", epochs: int = 1, stream=None) -> None:
+        self.label, self.epochs = label, epochs
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.tty = self.stream.isatty()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["event"] == "epoch_end":
+            tasks = self.tasks
+            done = event["task"] * self.epochs + event["epoch"]
+            total = tasks * self.epochs
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / done * (total - done)
+            bar = "#" * int(20 * done / total)
+            seen = f" seen-acc {event['seen_mean']:.3f}" if "seen_mean" in event else ""
+            text = (f"{self.label} task {event['task'] + 1}/{tasks} epoch {event['epoch']}/"
+                    f"{self.epochs} [{bar:<20}] {elapsed:5.0f}s, ~{left:.0f}s left{seen}")
+            if self.tty:
+                self.stream.write("\r" + text.ljust(100))
+                self.stream.flush()
+            elif event["epoch"] == self.epochs:
+                self.stream.write(text + "\n")
+        elif event["event"] == "task_start":
+            self.tasks = event["tasks"]
+        elif event["event"] == "task_end" and self.tty and event["task"] + 1 == self.tasks:
+            self.stream.write("\n")
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain aligned text table."""
+    cells = [columns] + [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:+.4f}" if v < 0 else f"{v:.4f}"
+    return "" if v is None else str(v)
+
+
+def build_run_config(args: argparse.Namespace):
+    from .config import PRESETS, RunConfig, load_toml, make_train_config
+
+    data: dict[str, Any] = load_toml(args.config) if args.config else {}
+    train = dict(PRESETS[args.preset]) if args.preset else {}
+    if args.preset is not None and args.preset not in PRESETS:
+        raise LifelongError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    train.update(data.pop("train", {}) or {})
+    for flag in ("optimizer", "lr", "batch_size", "epochs", "seed", "device"):
+        value = getattr(args, flag)
+        if value is not None:
+            train[flag] = value
+    for flag in ("benchmark", "strategy", "model"):
+        if getattr(args, flag) is not None:
+            data[flag] = getattr(args, flag)
+    for key, flag in (("benchmark_options", "bopt"), ("strategy_options", "param"),
+                      ("model_options", "mopt")):
+        data[key] = {**(data.get(key) or {}), **parse_assignments(getattr(args, flag), f"--{flag}")}
+    if args.data is not None:
+        data["benchmark_options"]["source"] = args.data
+    if args.scenario is not None:
+        data["benchmark_options"]["scenario"] = args.scenario
+    data["train"] = make_train_config(train)
+    return RunConfig.from_dict(data)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .api import run
+
+    config = build_run_config(args)
+    bar = ProgressBar(config.strategy, config.train.epochs)
+    result = run(config, out=args.out, progress=bar, reuse=not args.force)
+    row = {"strategy": config.strategy, **{k.upper(): v for k, v in result.metrics.items()},
+           "time_s": round(result.wall_time, 1)}
+    print(format_table([row], ["strategy", "ACC", "BWT", "FWT", "FORGETTING", "time_s"]))
+    print(f"results: {args.out}/{result.run_id}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .data import benchmarks  # noqa: F401  (registers the benchmarks)
+    from .models import cnn, mlp  # noqa: F401
+    from .registry import BENCHMARKS, MODELS, STRATEGIES
+    from .strategies import load_all
+
+    load_all()
+    for title, reg in (("benchmarks", BENCHMARKS), ("models", MODELS), ("strategies", STRATEGIES)):
+        print(f"{title}:")
+        for name, text in reg.describe().items():
+            print(f"  {name:<20} {text}")
+    from .config import PRESETS
+
+    print("presets:")
+    for name, opts in PRESETS.items():
+        print(f"  {name:<20} " + ", ".join(f"{k}={v}" for k, v in opts.items()))
+    return 0
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--benchmark", help="stream name (see `lifelong list`)")
+    p.add_argument("--strategy", help="method name (see `lifelong list`)")
+    p.add_argument("--model", help="model name: mlp (default) or cnn")
+    p.add_argument("--preset", help="training protocol: homework (default) or gem")
+    p.add_argument("--optimizer", help="adam or sgd")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--epochs", type=int, help="epochs per task")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--data", help="folder of MNIST-format IDX files (default: embedded 5k digits)")
+    p.add_argument("--scenario", help="task, domain or class (where the benchmark allows)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy hyper-parameter")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE", help="benchmark option")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option")
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for run directories (default: runs)")
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lifelong", description="Lifelong learning on PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train one strategy on one stream")
+    p.add_argument("config", nargs="?", help="a TOML file with the same keys as the flags")
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("list", help="list benchmarks, models, strategies and presets")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LifelongError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished results are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

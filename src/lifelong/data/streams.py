@@ -1,0 +1,95 @@
+"""Tasks and streams: the data a lifelong learner meets, in order, as in-memory tensors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+SCENARIOS = ("task", "domain", "class")
+"""task-incremental (task id known at test time), domain-incremental (same classes, new
+input distribution), class-incremental (new classes, one head, no task id)."""
+
+
+@dataclass
+class Task:
+    """One task: its id in the stream, a name, train/test tensors and the classes it holds.
+
+    ``x_*`` are float tensors of shape ``(n, *input_shape)`` scaled to [0, 1]; ``y_*`` are int64
+    class labels in the stream's global label space.
+    """
+
+    id: int
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.shape[0] != y.shape[0]:
+                from ..errors import LifelongError
+
+                raise LifelongError(
+                    f"task {self.name!r}: {x.shape[0]} {split} inputs but {y.shape[0]} labels; "
+                    "give one label per example"
+                )
+
+    def train_ids(self) -> torch.Tensor:
+        """The task id of every training example (a constant tensor)."""
+        return torch.full((self.x_train.shape[0],), self.id, dtype=torch.long)
+
+    def test_ids(self) -> torch.Tensor:
+        return torch.full((self.x_test.shape[0],), self.id, dtype=torch.long)
+
+
+@dataclass
+class Stream:
+    """An ordered sequence of tasks sharing an input shape and a label space."""
+
+    name: str
+    tasks: list[Task]
+    scenario: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from ..errors import LifelongError
+
+        if self.scenario not in SCENARIOS:
+            raise LifelongError(
+                f"unknown scenario {self.scenario!r}; choose one of {', '.join(SCENARIOS)}"
+            )
+        if not self.tasks:
+            raise LifelongError(f"stream {self.name!r} has no tasks")
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+    def __getitem__(self, i: int) -> Task:
+        return self.tasks[i]
+
+    @property
+    def task_aware(self) -> bool:
+        """True when the task identity is given at test time (task-incremental)."""
+        return self.scenario == "task"
+
+    def class_mask(self) -> torch.Tensor | None:
+        """A (T, C) boolean matrix of each task's classes for task-incremental streams.
+
+        Masking the logits outside a task's classes is the multi-head output: each task owns
+        the rows of the output layer for its classes. ``None`` when no masking applies.
+        """
+        if not self.task_aware:
+            return None
+        mask = torch.zeros(len(self.tasks), self.num_classes, dtype=torch.bool)
+        for task in self.tasks:
+            mask[task.id, list(task.classes)] = True
+        return mask

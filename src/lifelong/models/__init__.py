@@ -1,0 +1,23 @@
+"""Models: the homework MLP, a small CNN, multi-head masking; any user ``nn.Module`` works."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import LifelongError
+from ..registry import MODELS
+from .cnn import SmallCNN
+from .heads import mask_logits
+from .mlp import MLP
+
+
+def make_model(name: str, input_shape, num_classes: int, **options) -> nn.Module:
+    """Build a registered model for a stream's input shape and number of classes."""
+    factory = MODELS.get(name)
+    try:
+        return factory(input_shape, num_classes, **options)
+    except TypeError as exc:
+        raise LifelongError(f"bad option for model {name!r}: {exc}") from None
+
+
+__all__ = ["MLP", "SmallCNN", "make_model", "mask_logits"]

@@ -1,0 +1,48 @@
+"""One tiny registry, used for benchmarks, models and strategies (timm's pattern)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import LifelongError
+
+
+class Registry:
+    """Maps a name to a factory, with a one-line description for ``lifelong list``."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, tuple[Callable[..., Any], str]] = {}
+
+    def register(self, name: str, description: str = "") -> Callable[[Any], Any]:
+        def decorator(factory: Any) -> Any:
+            if name in self._entries:
+                raise LifelongError(f"{self.kind} {name!r} is registered twice")
+            doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
+            text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+            self._entries[name] = (factory, text)
+            return factory
+
+        return decorator
+
+    def get(self, name: str) -> Callable[..., Any]:
+        try:
+            return self._entries[name][0]
+        except KeyError:
+            known = ", ".join(sorted(self._entries))
+            raise LifelongError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def describe(self) -> dict[str, str]:
+        return {name: self._entries[name][1] for name in self.names()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+
+BENCHMARKS = Registry("benchmark")
+MODELS = Registry("model")
+STRATEGIES = Registry("strategy")

@@ -1,0 +1,150 @@
+"""The strategy contract: hyper-parameters in the constructor, a few no-op hooks, learned state.
+
+The training loop (``lifelong.train``) owns the optimiser and the batches and knows no method by
+name; a strategy only reacts through these hooks. Every hook is a no-op by default, so a method
+overrides only what it needs:
+
+=================================  ==============================================================
+``setup(stream, config)``          once per run: remembers the stream's class mask and task count
+``train_data(task)``               the tensors the loop iterates for this task (joint: all seen)
+``before_task(model, task)``       grow a column/head, snapshot θ_start; returns the model
+``loss(model, batch, task)``       cross-entropy on the (masked) logits + ``penalty(model)``
+``after_backward(model)``          edit gradients (GEM/A-GEM projection, PackNet masks)
+``after_step(model)``              path integrals (SI, RWalk)
+``after_task(model, task)``        importance, anchors, memories, pruning, freezing
+``predict(model, x, task_ids)``    only where the output depends on the task (PNN, PackNet)
+=================================  ==============================================================
+
+Learned state lives in attributes whose names end in ``_`` (scikit-learn's rule). Tensors,
+dicts and lists of tensors, and JSON scalars there are saved and restored by ``state_dict`` /
+``load_state_dict`` without pickling; a strategy holding anything else overrides both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.streams import Stream, Task
+from ..models.heads import mask_logits
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""(inputs, labels, task ids) — task ids are per example, so mixed batches work."""
+
+_SETUP_ATTRS = ("class_mask_", "num_tasks_", "task_aware_", "seed_")
+
+
+class Strategy:
+    """Plain training: cross-entropy on the current task, no protection of the past."""
+
+    name = "base"
+    needs_task_identity = False
+    """True for methods that route by task at test time (PNN, PackNet, CPG)."""
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stream: Stream, config: Any) -> None:
+        """Called once before training; records what the hooks need to know of the stream."""
+        from ..errors import LifelongError
+
+        if self.needs_task_identity and not stream.task_aware:
+            raise LifelongError(
+                f"strategy {self.name!r} needs the task identity at test time to pick its "
+                f"weights, but stream {stream.name!r} is {stream.scenario}-incremental; "
+                "use scenario='task' (e.g. --scenario task)"
+            )
+        self.class_mask_ = stream.class_mask()
+        self.num_tasks_ = len(stream)
+        self.task_aware_ = stream.task_aware
+        self.seed_ = int(getattr(config, "seed", 0))
+        self.config = config
+
+    # ----------------------------------------------------------------- hooks
+    def train_data(self, task: Task) -> Batch:
+        return task.x_train, task.y_train, task.train_ids().to(task.x_train.device)
+
+    def before_task(self, model: nn.Module, task: Task) -> nn.Module:
+        return model
+
+    def predict(self, model: nn.Module, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        return model(x)
+
+    def logits(self, model: nn.Module, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """``predict`` with the multi-head mask of task-incremental streams applied."""
+        return mask_logits(self.predict(model, x, task_ids), task_ids, self.class_mask_)
+
+    def loss(self, model: nn.Module, batch: Batch, task: Task) -> torch.Tensor:
+        x, y, t = batch
+        return F.cross_entropy(self.logits(model, x, t), y) + self.penalty(model)
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | float:
+        return 0.0
+
+    def after_backward(self, model: nn.Module) -> None:
+        pass
+
+    def after_step(self, model: nn.Module) -> None:
+        pass
+
+    def after_task(self, model: nn.Module, task: Task) -> None:
+        pass
+
+    def restore_model(self, model: nn.Module) -> nn.Module:
+        """On resume: after ``load_state_dict`` and before the model's weights are loaded,
+        rebuild any structure the strategy grew (PNN columns, CPG units). Default: unchanged."""
+        return model
+
+    # ----------------------------------------------------------------- state
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's arguments (public attributes not ending in ``_``)."""
+        return {
+            k: v for k, v in vars(self).items()
+            if not k.endswith("_") and not k.startswith("_") and k != "config"
+        }
+
+    def _learned(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and k not in _SETUP_ATTRS}
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, json) — the learned state, ready for safetensors and JSON."""
+        tensors: dict[str, torch.Tensor] = {}
+        structure = {k: _flatten(v, k, tensors) for k, v in self._learned().items()}
+        return tensors, structure
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], structure: dict[str, Any]) -> None:
+        for key, value in structure.items():
+            setattr(self, key, _unflatten(value, tensors))
+
+    def memory_bytes(self) -> int:
+        """Bytes of learned state kept between tasks (examples, importances, old weights)."""
+        tensors, _ = self.state_dict()
+        return int(sum(t.numel() * t.element_size() for t in tensors.values()))
+
+
+def _flatten(value: Any, path: str, out: dict[str, torch.Tensor]) -> Any:
+    if torch.is_tensor(value):
+        out[path] = value.detach()
+        return {"__tensor__": path}
+    if isinstance(value, dict):
+        return {"__dict__": {str(k): _flatten(v, f"{path}/{k}", out) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"__list__": [_flatten(v, f"{path}/{i}", out) for i, v in enumerate(value)]}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(
+        f"cannot save state {path!r} of type {type(value).__name__}; keep learned state as "
+        "tensors, dicts/lists of tensors or JSON scalars, or override state_dict()"
+    )
+
+
+def _unflatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__dict__" in value:
+            return {k: _unflatten(v, tensors) for k, v in value["__dict__"].items()}
+        if "__list__" in value:
+            return [_unflatten(v, tensors) for v in value["__list__"]]
+    return value

@@ -1,0 +1,168 @@
+"""The one training loop. It owns the optimiser and the batches and knows no method by name."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data.streams import Stream, Task
+from .evaluate import evaluate_tasks
+from .metrics import all_metrics
+from .strategies.base import Batch, Strategy
+
+Progress = Callable[[dict[str, Any]], None]
+"""Receives events: {"event": "task_start"|"epoch_end"|"task_end", "task", "epoch", ...}."""
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from .errors import LifelongError
+
+        raise LifelongError("device 'cuda' asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(device)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator):
+    """One epoch of shuffled mini-batches: a seeded permutation and tensor indexing only."""
+    x, y, t = data
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    for start in range(0, x.shape[0], batch_size):
+        idx = perm[start : start + batch_size]
+        yield x[idx], y[idx], t[idx]
+
+
+def train_epoch(
+    model: nn.Module,
+    strategy: Strategy,
+    optimizer: torch.optim.Optimizer,
+    task: Task,
+    data: Batch,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """One pass over ``data`` through the strategy's hooks; returns the mean loss."""
+    model.train()
+    total, steps = torch.zeros(()), 0
+    for batch in iterate_batches(data, batch_size, generator):
+        loss = strategy.loss(model, batch, task)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        strategy.after_backward(model)
+        optimizer.step()
+        strategy.after_step(model)
+        total += loss.detach().cpu()
+        steps += 1
+    return float(total) / max(1, steps)
+
+
+def model_size(model: nn.Module) -> dict[str, int]:
+    params = list(model.parameters()) + list(model.buffers())
+    return {
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "bytes": int(sum(p.numel() * p.element_size() for p in params)),
+    }
+
+
+@dataclass
+class StreamProgress:
+    """What a run has produced so far; enough to resume after the last finished task."""
+
+    initial_accuracy: list[float] = field(default_factory=list)
+    accuracy_matrix: list[list[float]] = field(default_factory=list)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    task_times: list[float] = field(default_factory=list)
+    memory_bytes: list[int] = field(default_factory=list)
+    model_sizes: list[dict[str, int]] = field(default_factory=list)
+
+    @property
+    def tasks_done(self) -> int:
+        return len(self.accuracy_matrix)
+
+
+def _param_ids(model: nn.Module) -> list[int]:
+    return [id(p) for p in model.parameters() if p.requires_grad]
+
+
+def run_stream(
+    stream: Stream,
+    model: nn.Module,
+    strategy: Strategy,
+    config: TrainConfig,
+    progress: Progress | None = None,
+    on_task_end: Callable[[nn.Module, torch.optim.Optimizer, StreamProgress], None] | None = None,
+    resume: StreamProgress | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[nn.Module, StreamProgress]:
+    """Train ``model`` on every task of ``stream`` in order under ``strategy``.
+
+    Before training and after every task, every task of the stream is evaluated (the initial
+    row R0 and the T×T matrix R); with ``config.eval_every_epoch`` the tasks seen so far are
+    also evaluated after each epoch (the learning curve). Returns the (possibly grown) model
+    and the progress record. ``resume`` continues after its last finished task; the caller
+    restores model, strategy and RNG states first (see ``lifelong.results``).
+    """
+    device = resolve_device(config.device)
+    model = model.to(device)
+    tasks = [_task_on(task, device) for task in stream.tasks]
+    notify = progress or (lambda event: None)
+    gen = generator or torch.Generator().manual_seed(config.seed)
+    state = resume or StreamProgress()
+    if resume is None:
+        strategy.setup(stream, config)
+        state.initial_accuracy = evaluate_tasks(model, strategy, tasks)
+    optimizer, ids = None, []
+    for task in tasks[state.tasks_done :]:
+        notify({"event": "task_start", "task": task.id, "name": task.name, "tasks": len(tasks)})
+        start = time.perf_counter()
+        model = strategy.before_task(model, task).to(device)
+        if optimizer is None or config.fresh_optimizer or _param_ids(model) != ids:
+            optimizer = make_optimizer(model, config)
+            ids = _param_ids(model)
+        data = strategy.train_data(task)
+        for epoch in range(config.epochs):
+            loss = train_epoch(model, strategy, optimizer, task, data, config.batch_size, gen)
+            event = {"event": "epoch_end", "task": task.id, "epoch": epoch + 1,
+                     "epochs": config.epochs, "loss": loss}
+            if config.eval_every_epoch:
+                seen = evaluate_tasks(model, strategy, tasks[: task.id + 1])
+                point = {"task": task.id, "epoch": epoch + 1, "loss": loss,
+                         "seen_mean": sum(seen) / len(seen), "accuracy": seen}
+                state.curve.append(point)
+                event["seen_mean"] = point["seen_mean"]
+            notify(event)
+        strategy.after_task(model, task)
+        state.task_times.append(time.perf_counter() - start)
+        state.accuracy_matrix.append(evaluate_tasks(model, strategy, tasks))
+        state.memory_bytes.append(strategy.memory_bytes())
+        state.model_sizes.append(model_size(model))
+        notify({"event": "task_end", "task": task.id, "row": state.accuracy_matrix[-1]})
+        if on_task_end is not None:
+            on_task_end(model, optimizer, state)
+    return model, state
+
+
+def summarize(state: StreamProgress) -> dict[str, float]:
+    return all_metrics(state.accuracy_matrix, state.initial_accuracy)
+
+
+def _task_on(task: Task, device: torch.device) -> Task:
+    if task.x_train.device == device:
+        return task
+    return Task(task.id, task.name, task.x_train.to(device), task.y_train.to(device),
+                task.x_test.to(device), task.y_test.to(device), task.classes)
