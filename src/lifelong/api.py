@@ -12,7 +12,7 @@ from .config import RunConfig, TrainConfig
 from .data.benchmarks import make_benchmark
 from .data.streams import Stream
 from .models import make_model
-from .results import RunResult, environment, load_result, save_result
+from .results import RunResult, atomic_write, environment, load_result, save_result
 from .strategies import Strategy, make_strategy
 from .train import Progress, resolve_device, run_stream, summarize
 
@@ -24,6 +24,7 @@ def fit(
     config: TrainConfig | None = None,
     progress: Progress | None = None,
     run_config: dict | None = None,
+    run_dir: str | Path | None = None,
 ) -> tuple[nn.Module, RunResult]:
     """Train ``model`` on ``stream`` under ``strategy``; returns the model and its result.
 
@@ -34,7 +35,13 @@ def fit(
     """
     config = config or TrainConfig()
     started = time.perf_counter()
-    model, state = run_stream(stream, model, strategy, config, progress=progress)
+    def write_artifacts(model: nn.Module, optimizer, state) -> None:
+        task = stream.tasks[state.tasks_done - 1]
+        for name, data in strategy.artifacts(model, task).items():
+            atomic_write(Path(run_dir) / name, data)
+
+    model, state = run_stream(stream, model, strategy, config, progress=progress,
+                              on_task_end=write_artifacts if run_dir is not None else None)
     device = str(resolve_device(config.device))
     result = RunResult(
         run_id=(RunConfig.from_dict(run_config).run_id() if run_config else "adhoc"),
@@ -77,7 +84,7 @@ def run(
     if reuse and run_dir is not None and (run_dir / "result.json").exists():
         return load_result(run_dir)
     stream, model, strategy = build(config)
-    _, result = fit(stream, model, strategy, config.train, progress, config.to_dict())
+    _, result = fit(stream, model, strategy, config.train, progress, config.to_dict(), run_dir)
     if run_dir is not None:
         save_result(result, run_dir)
     return result

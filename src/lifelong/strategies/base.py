@@ -13,6 +13,8 @@ overrides only what it needs:
 ``after_step(model)``              path integrals (SI, RWalk)
 ``after_task(model, task)``        importance, anchors, memories, pruning, freezing
 ``predict(model, x, task_ids)``    only where the output depends on the task (PNN, PackNet)
+``artifacts(model, task)``         files for the run directory after a task (sample grids)
+``restore_model(model)``           on resume, rebuild grown structure before loading weights
 =================================  ==============================================================
 
 Learned state lives in attributes whose names end in ``_`` (scikit-learn's rule). Tensors,
@@ -90,6 +92,11 @@ class Strategy:
 
     def after_task(self, model: nn.Module, task: Task) -> None:
         pass
+
+    def artifacts(self, model: nn.Module, task: Task) -> dict[str, bytes]:
+        """Files (name → bytes) to write into the run directory after ``task``, e.g. a PNG
+        grid of generated samples. Default: none."""
+        return {}
 
     def restore_model(self, model: nn.Module) -> nn.Module:
         """On resume: after ``load_state_dict`` and before the model's weights are loaded,
