@@ -44,3 +44,30 @@ def tiny_task_stream():
 def tiny_class_stream():
     """2 tasks of 2 classes each, one head, no task identity (class-incremental)."""
     return split(classes_per_task=2, arrays=tiny_arrays(), scenario="class")
+
+
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte")
+
+
+def write_idx(path, array, gz: bool = False) -> None:
+    """Write a uint8 array in the IDX format (optionally gzipped)."""
+    import gzip
+
+    import numpy as np
+
+    array = np.asarray(array).astype(np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+def idx_folder(folder, arrays, gz: bool = False):
+    """A folder of the four MNIST-format files holding (x_train, y_train, x_test, y_test)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, a in zip(IDX_NAMES, arrays):
+        a = torch.as_tensor(a)
+        if a.dim() == 4:  # (n, 1, h, w) in [0, 1] -> (n, h, w) bytes
+            a = (a.squeeze(1) * 255).round()
+        write_idx(folder / (name + (".gz" if gz else "")), a.numpy(), gz)
+    return folder

@@ -117,8 +117,8 @@ def from_arrays(x_train, y_train, x_test, y_test) -> Split:
     """
     out = []
     for x, y in ((x_train, y_train), (x_test, y_test)):
-        x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).float()
-        y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long().reshape(-1)
+        x = x.float() if torch.is_tensor(x) else torch.tensor(np.asarray(x), dtype=torch.float32)
+        y = (y if torch.is_tensor(y) else torch.tensor(np.asarray(y))).long().reshape(-1)
         if x.shape[0] != y.shape[0]:
             raise LifelongError(
                 f"{x.shape[0]} inputs but {y.shape[0]} labels; give one label per example"

@@ -17,8 +17,9 @@ def rotate(x: torch.Tensor, degrees: float, chunk: int = 8192) -> torch.Tensor:
         return x.clone()
     theta = math.radians(degrees)
     cos, sin = math.cos(theta), math.sin(theta)
-    # affine_grid maps output coords to input coords: the inverse rotation
-    mat = torch.tensor([[cos, sin, 0.0], [-sin, cos, 0.0]], dtype=x.dtype)
+    # affine_grid maps output to input coordinates (x right, y down): the inverse rotation,
+    # which turns the displayed image counter-clockwise as torchvision's rotate does
+    mat = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype)
     out = torch.empty_like(x)
     for start in range(0, x.shape[0], chunk):
         part = x[start : start + chunk]

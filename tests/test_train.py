@@ -1,0 +1,171 @@
+"""The one training loop: the accuracy matrix, the curve, determinism, the reference strategies."""
+
+import json
+
+import pytest
+import torch
+
+import lifelong as ll
+from lifelong.strategies.base import Strategy
+from lifelong.train import iterate_batches, run_stream
+
+FAST = ll.TrainConfig(optimizer="adam", lr=0.01, batch_size=16, epochs=2, device="cpu")
+
+
+def tiny_model(stream, seed=0):
+    torch.manual_seed(seed)
+    return ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=(16,))
+
+
+def test_matrix_shapes_curve_and_initial_row(tiny_domain_stream):
+    s = tiny_domain_stream
+    _, result = ll.fit(s, tiny_model(s), ll.make_strategy("naive"), FAST)
+    T = len(s)
+    assert len(result.initial_accuracy) == T
+    assert [len(r) for r in result.accuracy_matrix] == [T] * T
+    assert all(0.0 <= a <= 1.0 for row in result.accuracy_matrix for a in row)
+    assert len(result.curve) == T * FAST.epochs
+    assert [p["task"] for p in result.curve] == [0, 0, 1, 1, 2, 2]
+    last = result.curve[-1]
+    assert last["seen_mean"] == pytest.approx(sum(result.accuracy_matrix[-1]) / T)
+    assert set(result.metrics) == {"acc", "bwt", "fwt", "forgetting", "learning_accuracy"}
+    assert len(result.task_times) == T and len(result.memory_bytes) == T
+
+
+def test_naive_learns_each_task(tiny_domain_stream):
+    s = tiny_domain_stream
+    _, result = ll.fit(s, tiny_model(s), ll.make_strategy("naive"), FAST)
+    diag = [result.accuracy_matrix[i][i] for i in range(len(s))]
+    assert min(diag) > 0.9  # separable blobs: far above chance (0.25)
+
+
+def test_same_seed_same_matrix_other_seed_differs(tiny_domain_stream):
+    s = tiny_domain_stream
+    runs = [ll.fit(s, tiny_model(s, seed), ll.make_strategy("naive"),
+                   ll.TrainConfig(**{**FAST.__dict__, "seed": seed, "lr": 1e-3, "epochs": 1}))[1]
+            for seed in (0, 0, 1)]
+    assert runs[0].accuracy_matrix == runs[1].accuracy_matrix
+    assert runs[0].curve == runs[1].curve
+    assert runs[0].accuracy_matrix != runs[2].accuracy_matrix
+
+
+def test_batches_cover_the_data_once_per_epoch():
+    x = torch.arange(10.0).reshape(10, 1)
+    y = torch.arange(10)
+    batches = list(iterate_batches((x, y, y), 4, torch.Generator().manual_seed(0)))
+    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
+    seen = torch.cat([b[1] for b in batches])
+    assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
+
+
+def test_task_incremental_masks_logits_to_the_task(tiny_task_stream):
+    s = tiny_task_stream
+    strategy = ll.make_strategy("naive")
+    strategy.setup(s, FAST)
+    model = tiny_model(s)
+    x, t = s[1].x_test[:5], s[1].test_ids()[:5]
+    pred = strategy.logits(model, x, t).argmax(1)
+    assert set(pred.tolist()) <= {2, 3}
+
+
+def test_joint_trains_on_all_tasks_seen_so_far(tiny_domain_stream):
+    s = tiny_domain_stream
+    joint = ll.make_strategy("joint")
+    joint.setup(s, FAST)
+    sizes = []
+    for task in s:
+        joint.before_task(None, task)
+        sizes.append(joint.train_data(task)[0].shape[0])
+    assert sizes == [s[0].x_train.shape[0] * k for k in (1, 2, 3)]
+    _, naive = ll.fit(s, tiny_model(s), ll.make_strategy("naive"), FAST)
+    _, result = ll.fit(s, tiny_model(s), ll.make_strategy("joint"), FAST)
+    assert result.metrics["acc"] >= naive.metrics["acc"]
+    assert result.memory_bytes[-1] > result.memory_bytes[0] > 0
+
+
+class CountingStrategy(Strategy):
+    name = "counting"
+
+    def __init__(self):
+        self.calls = {"before_task": 0, "after_backward": 0, "after_step": 0, "after_task": 0}
+
+    def before_task(self, model, task):
+        self.calls["before_task"] += 1
+        return model
+
+    def after_backward(self, model):
+        assert all(p.grad is not None for p in model.parameters())
+        self.calls["after_backward"] += 1
+
+    def after_step(self, model):
+        self.calls["after_step"] += 1
+
+    def after_task(self, model, task):
+        self.calls["after_task"] += 1
+
+
+def test_hooks_are_called_in_order_and_count(tiny_domain_stream):
+    s = tiny_domain_stream
+    strategy = CountingStrategy()
+    run_stream(s, tiny_model(s), strategy, FAST)
+    steps = len(s) * FAST.epochs * -(-s[0].x_train.shape[0] // FAST.batch_size)
+    assert strategy.calls == {"before_task": 3, "after_backward": steps, "after_step": steps,
+                              "after_task": 3}
+
+
+def test_shared_optimizer_keeps_state_across_tasks(tiny_domain_stream):
+    s = tiny_domain_stream
+    seen = []
+    cfg = ll.TrainConfig(**{**FAST.__dict__, "fresh_optimizer": False})
+    run_stream(s, tiny_model(s), ll.make_strategy("naive"), cfg,
+               on_task_end=lambda m, opt, st: seen.append(id(opt)))
+    assert len(set(seen)) == 1
+    seen.clear()
+    run_stream(s, tiny_model(s), ll.make_strategy("naive"), FAST,
+               on_task_end=lambda m, opt, st: seen.append(opt))
+    assert len({id(o) for o in seen}) == 3
+
+
+def test_run_writes_a_complete_directory(tmp_path):
+    from conftest import idx_folder, tiny_arrays
+
+    # arrays cannot live in a config file: the tiny data goes through an IDX folder
+    folder = idx_folder(tmp_path / "data", tiny_arrays())
+    cfg = ll.RunConfig(benchmark="split-mnist", strategy="naive",
+                       benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
+                       train=FAST)
+    result = ll.run(cfg, out=tmp_path / "runs")
+    run_dir = tmp_path / "runs" / cfg.run_id()
+    data = json.loads((run_dir / "result.json").read_text())
+    for key in ("accuracy_matrix", "initial_accuracy", "curve", "metrics", "task_times",
+                "environment", "memory_bytes", "model_sizes"):
+        assert key in data
+    assert set(data["metrics"]) == {"acc", "bwt", "fwt", "forgetting", "learning_accuracy"}
+    assert data["environment"]["seed"] == 0 and data["environment"]["torch"] == torch.__version__
+    assert json.loads((run_dir / "config.json").read_text())["strategy"] == "naive"
+    lines = (run_dir / "accuracy_matrix.csv").read_text().splitlines()
+    assert lines[0].startswith("after,") and lines[1].startswith("init,") and len(lines) == 2 + 2
+    assert (run_dir / "metrics.csv").exists() and (run_dir / "curve.csv").exists()
+    assert not list(run_dir.glob("*.pkl")) and not list(run_dir.glob("*.pt"))
+    # a second call finds the finished run by its id and does not retrain
+    again = ll.run(cfg, out=tmp_path / "runs")
+    assert again.accuracy_matrix == result.accuracy_matrix and again.wall_time == result.wall_time
+
+
+def test_run_id_derives_from_config():
+    a = ll.RunConfig(strategy="naive", train=ll.TrainConfig(seed=1))
+    assert a.run_id() == ll.RunConfig(strategy="naive", train=ll.TrainConfig(seed=1)).run_id()
+    assert a.run_id() != ll.RunConfig(strategy="naive", train=ll.TrainConfig(seed=2)).run_id()
+    assert a.run_id().startswith("rotated-mnist-naive-s1-")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [({"optimizer": "rmsprop"}, "unknown optimizer"), ({"lr": -1}, "lr must be a positive"),
+     ({"epochs": 0}, "epochs must be a positive"), ({"batch_size": 2.5}, "batch_size must be an integer"),
+     ({"device": "tpu"}, "unknown device"), ({"momentum": 1.5}, "momentum")],
+)
+def test_bad_train_values_are_one_line_errors(options, message):
+    with pytest.raises(ll.LifelongError, match=message):
+        ll.TrainConfig(**options)
+
