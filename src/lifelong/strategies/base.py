@@ -118,6 +118,12 @@ class Strategy:
         """(tensors, json) — the learned state, ready for safetensors and JSON."""
         tensors: dict[str, torch.Tensor] = {}
         structure = {k: _flatten(v, k, tensors) for k, v in self._learned().items()}
+        storages: set[int] = set()
+        for key, tensor in tensors.items():  # safetensors refuses tensors that share memory
+            ptr = tensor.untyped_storage().data_ptr()
+            if ptr in storages:
+                tensors[key] = tensor.clone()
+            storages.add(ptr)
         return tensors, structure
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], structure: dict[str, Any]) -> None:
@@ -126,8 +132,11 @@ class Strategy:
 
     def memory_bytes(self) -> int:
         """Bytes of learned state kept between tasks (examples, importances, old weights)."""
-        tensors, _ = self.state_dict()
-        return int(sum(t.numel() * t.element_size() for t in tensors.values()))
+        tensors: dict[str, torch.Tensor] = {}
+        for key, value in self._learned().items():
+            _flatten(value, key, tensors)
+        unique = {t.untyped_storage().data_ptr(): t for t in tensors.values()}
+        return int(sum(t.numel() * t.element_size() for t in unique.values()))
 
 
 def _flatten(value: Any, path: str, out: dict[str, torch.Tensor]) -> Any:

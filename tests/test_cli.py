@@ -1,0 +1,92 @@
+"""The command line: runs, lists, and turns user mistakes into one-line errors with status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import idx_folder, tiny_arrays
+
+from lifelong.cli import main
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return idx_folder(tmp_path / "data", tiny_arrays())
+
+
+FAST = ["--epochs", "1", "--lr", "0.01", "--batch-size", "32", "--device", "cpu", "--mopt", "hidden=[8]"]
+
+
+def test_run_prints_summary_and_writes_results(tmp_path, data_dir, capsys):
+    out = tmp_path / "runs"
+    code = main(["run", "--benchmark", "split-mnist", "--strategy", "naive", "--data", str(data_dir),
+                 *FAST, "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "ACC" in text and "BWT" in text and "FWT" in text and "naive" in text
+    (run_dir,) = out.iterdir()
+    result = json.loads((run_dir / "result.json").read_text())
+    assert len(result["accuracy_matrix"]) == 2
+    assert result["config"]["benchmark_options"]["source"] == str(data_dir)
+
+
+def test_run_from_toml_with_flag_override(tmp_path, data_dir, capsys):
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        f'benchmark = "split-mnist"\nstrategy = "joint"\nmodel = "mlp"\n'
+        f'[benchmark_options]\nsource = "{data_dir}"\n[model_options]\nhidden = [8]\n'
+        f'[train]\nepochs = 1\nlr = 0.01\nbatch_size = 32\ndevice = "cpu"\nseed = 4\n'
+    )
+    assert main(["run", str(config), "--seed", "5", "--out", str(tmp_path / "r")]) == 0
+    (run_dir,) = (tmp_path / "r").iterdir()
+    assert run_dir.name.startswith("split-mnist-joint-s5-")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--strategy", "ewcc"], "unknown strategy 'ewcc'; known:"),
+        (["--benchmark", "cifar"], "unknown benchmark 'cifar'; known:"),
+        (["--model", "resnet"], "unknown model 'resnet'; known:"),
+        (["--lr", "-1"], "lr must be a positive number"),
+        (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
+        (["--data", "/nonexistent/folder"], "data folder /nonexistent/folder does not exist"),
+        (["--param", "lam"], "--param expects KEY=VALUE"),
+        (["--param", "lam=3"], "bad hyper-parameter for strategy 'naive'"),
+        (["--preset", "fast"], "unknown preset 'fast'"),
+        (["--bopt", "angles=[]"], "at least one angle"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(args, message, capsys, tmp_path):
+    assert main(["run", *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_toml_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("strategy = \n")
+    assert main(["run", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    bad.write_text('stratgy = "naive"\n')
+    assert main(["run", str(bad)]) == 2
+    assert "unknown config key 'stratgy'" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.toml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_list_names_every_registry(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for name in ("rotated-mnist", "permuted-mnist", "split-mnist", "mlp", "cnn", "naive", "joint",
+                 "homework"):
+        assert name in text
+
+
+def test_console_script_exit_status():
+    proc = subprocess.run([sys.executable, "-m", "lifelong.cli", "run", "--strategy", "nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: unknown strategy 'nope'")
