@@ -169,3 +169,27 @@ def test_bad_train_values_are_one_line_errors(options, message):
     with pytest.raises(ll.LifelongError, match=message):
         ll.TrainConfig(**options)
 
+
+
+def test_cnn_and_a_user_module_train_through_the_loop(tiny_task_stream):
+    s = tiny_task_stream
+    torch.manual_seed(0)
+    cnn = ll.make_model("cnn", s.input_shape, s.num_classes, channels=(4, 8), hidden=16)
+
+    class UserNet(torch.nn.Module):  # any nn.Module with one output per class
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 4))
+
+        def forward(self, x):
+            return self.body(x)
+
+    for model in (cnn, UserNet()):
+        _, result = ll.fit(s, model, ll.make_strategy("naive"), FAST)
+        assert result.accuracy_matrix[0][0] > 0.9
+        assert result.model_sizes[0]["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_cnn_rejects_flat_inputs():
+    with pytest.raises(ll.LifelongError, match="cnn needs image inputs"):
+        ll.make_model("cnn", (784,), 10)
