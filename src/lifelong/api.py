@@ -12,7 +12,14 @@ from .config import RunConfig, TrainConfig
 from .data.benchmarks import make_benchmark
 from .data.streams import Stream
 from .models import make_model
-from .results import RunResult, atomic_write, environment, load_result, save_result
+from .results import (
+    RunResult,
+    atomic_write,
+    environment,
+    load_result,
+    save_result,
+    validate_result,
+)
 from .strategies import Strategy, make_strategy
 from .train import Progress, resolve_device, run_stream, summarize
 
@@ -25,45 +32,69 @@ def fit(
     progress: Progress | None = None,
     run_config: dict | None = None,
     run_dir: str | Path | None = None,
+    checkpoint: bool = False,
 ) -> tuple[nn.Module, RunResult]:
     """Train ``model`` on ``stream`` under ``strategy``; returns the model and its result.
+
+    With ``run_dir`` and ``checkpoint=True`` a checkpoint is written after every task and a
+    checkpoint already there (for the same ``run_config``) is resumed from its last task; the
+    final numbers equal those of an uninterrupted run.
 
     >>> stream = make_benchmark("rotated-mnist")
     >>> model = make_model("mlp", stream.input_shape, stream.num_classes)
     >>> model, result = fit(stream, model, make_strategy("naive"))   # doctest: +SKIP
     >>> result.metrics["acc"]                                           # doctest: +SKIP
     """
+    from . import checkpoint as ckpt
+
     config = config or TrainConfig()
+    run_config = run_config or {"train": RunConfig(train=config).to_dict()["train"],
+                                "strategy": strategy.name}
     started = time.perf_counter()
-    def write_artifacts(model: nn.Module, optimizer, state) -> None:
+    resumed = None
+    if checkpoint and run_dir is not None and ckpt.has_checkpoint(run_dir):
+        resumed = ckpt.restore(run_dir, run_config, stream, model, strategy, config)
+        model = resumed.model
+    generator = resumed.generator if resumed else torch.Generator().manual_seed(config.seed)
+    before = resumed.elapsed if resumed else 0.0
+    extra = {"resumed_after_task": resumed.progress.tasks_done} if resumed else {}
+
+    def on_task_end(model: nn.Module, optimizer, state) -> None:
         task = stream.tasks[state.tasks_done - 1]
         for name, data in strategy.artifacts(model, task).items():
             atomic_write(Path(run_dir) / name, data)
+        if checkpoint:
+            ckpt.save_checkpoint(run_dir, run_config, model, optimizer, strategy, state,
+                                 generator, before + time.perf_counter() - started)
 
-    model, state = run_stream(stream, model, strategy, config, progress=progress,
-                              on_task_end=write_artifacts if run_dir is not None else None)
+    model, state = run_stream(
+        stream, model, strategy, config, progress=progress,
+        on_task_end=on_task_end if run_dir is not None else None,
+        resume=resumed.progress if resumed else None, generator=generator,
+        optimizer_state=resumed.optimizer_state if resumed else None,
+    )
     device = str(resolve_device(config.device))
     result = RunResult(
-        run_id=(RunConfig.from_dict(run_config).run_id() if run_config else "adhoc"),
-        config=run_config or {"train": RunConfig(train=config).to_dict()["train"],
-                              "strategy": strategy.name},
+        run_id=(RunConfig.from_dict(run_config).run_id() if "benchmark" in run_config else "adhoc"),
+        config=run_config,
         task_names=[t.name for t in stream.tasks],
         initial_accuracy=state.initial_accuracy,
         accuracy_matrix=state.accuracy_matrix,
         metrics=summarize(state),
         curve=state.curve,
         task_times=state.task_times,
-        wall_time=time.perf_counter() - started,
+        wall_time=before + time.perf_counter() - started,
         memory_bytes=state.memory_bytes,
         model_sizes=state.model_sizes,
         environment=environment(device, config.seed),
+        extra=extra,
     )
     return model, result
 
 
-def build(config: RunConfig) -> tuple[Stream, nn.Module, Strategy]:
+def build(config: RunConfig, stream: Stream | None = None) -> tuple[Stream, nn.Module, Strategy]:
     """The stream, a freshly initialised model (seeded) and the strategy a config names."""
-    stream = make_benchmark(config.benchmark, **config.benchmark_options)
+    stream = stream or make_benchmark(config.benchmark, **config.benchmark_options)
     strategy = make_strategy(config.strategy, **config.strategy_options)
     torch.manual_seed(config.train.seed)
     model = make_model(config.model, stream.input_shape, stream.num_classes, **config.model_options)
@@ -75,16 +106,25 @@ def run(
     out: str | Path | None = None,
     progress: Progress | None = None,
     reuse: bool = True,
+    stream: Stream | None = None,
 ) -> RunResult:
     """Run a config of names; with ``out`` the result goes to ``out/<run_id>/``.
 
-    A finished run found there (same config, same id) is loaded instead of retrained.
+    A finished run found there (same config, same id) is loaded instead of retrained, and an
+    interrupted one resumes from its last checkpoint (``reuse=False`` starts afresh). ``stream``
+    may pass the already built stream of ``config`` (saves rebuilding it for every run).
     """
+    from . import checkpoint as ckpt
+
     run_dir = Path(out) / config.run_id() if out is not None else None
-    if reuse and run_dir is not None and (run_dir / "result.json").exists():
-        return load_result(run_dir)
-    stream, model, strategy = build(config)
-    _, result = fit(stream, model, strategy, config.train, progress, config.to_dict(), run_dir)
+    if run_dir is not None and (run_dir / "result.json").exists() and reuse:
+        return validate_result(load_result(run_dir), config.to_dict(), run_dir)
+    if run_dir is not None and not reuse:
+        ckpt.remove_checkpoint(run_dir)
+    built_stream, model, strategy = build(config, stream)
+    _, result = fit(built_stream, model, strategy, config.train, progress, config.to_dict(),
+                    run_dir, checkpoint=run_dir is not None)
     if run_dir is not None:
         save_result(result, run_dir)
+        ckpt.remove_checkpoint(run_dir)
     return result

@@ -120,3 +120,21 @@ def load_result(run_dir: str | Path) -> RunResult:
     if not isinstance(data, dict):
         raise LifelongError(f"{path} is not a lifelong result; delete it to retrain")
     return RunResult.from_dict(data)
+
+
+def validate_result(result: RunResult, config: dict[str, Any], run_dir: str | Path) -> RunResult:
+    """Trust a saved result only if it was written for ``config`` and is shaped like one."""
+    fix = f"delete {run_dir} (or use --force) to retrain"
+    if result.config != config:
+        raise LifelongError(f"{Path(run_dir) / RESULT_FILE} belongs to another configuration; {fix}")
+    T = len(result.task_names)
+    matrix = result.accuracy_matrix
+    shaped = (
+        isinstance(matrix, list) and len(matrix) == T and T > 0
+        and all(isinstance(row, list) and len(row) == T for row in matrix)
+        and isinstance(result.initial_accuracy, list) and len(result.initial_accuracy) == T
+    )
+    values = [v for row in matrix for v in row] + list(result.initial_accuracy) if shaped else []
+    if not shaped or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values):
+        raise LifelongError(f"{Path(run_dir) / RESULT_FILE} is malformed (accuracy matrix); {fix}")
+    return result

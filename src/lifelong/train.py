@@ -108,6 +108,7 @@ def run_stream(
     on_task_end: Callable[[nn.Module, torch.optim.Optimizer, StreamProgress], None] | None = None,
     resume: StreamProgress | None = None,
     generator: torch.Generator | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, StreamProgress]:
     """Train ``model`` on every task of ``stream`` in order under ``strategy``.
 
@@ -115,7 +116,8 @@ def run_stream(
     row R0 and the T×T matrix R); with ``config.eval_every_epoch`` the tasks seen so far are
     also evaluated after each epoch (the learning curve). Returns the (possibly grown) model
     and the progress record. ``resume`` continues after its last finished task; the caller
-    restores model, strategy and RNG states first (see ``lifelong.results``).
+    restores model, strategy and RNG states first and passes the batch ``generator`` and, when
+    the optimiser is kept across tasks, its ``optimizer_state`` (see ``lifelong.checkpoint``).
     """
     device = resolve_device(config.device)
     model = model.to(device)
@@ -127,6 +129,14 @@ def run_stream(
         strategy.setup(stream, config)
         state.initial_accuracy = evaluate_tasks(model, strategy, tasks)
     optimizer, ids = None, []
+    if resume is not None and optimizer_state is not None and not config.fresh_optimizer:
+        optimizer, ids = make_optimizer(model, config), _param_ids(model)
+        try:
+            optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            from .errors import LifelongError
+
+            raise LifelongError(f"saved optimiser state does not fit the model: {exc}") from None
     for task in tasks[state.tasks_done :]:
         notify({"event": "task_start", "task": task.id, "name": task.name, "tasks": len(tasks)})
         start = time.perf_counter()
