@@ -1,0 +1,93 @@
+"""Averaged GEM (Chaudhry, Ranzato, Rohrbach & Elhoseiny, ICLR 2019, "Efficient Lifelong
+Learning with A-GEM").
+
+A-GEM relaxes GEM's one constraint per past task to a single constraint on the *average*
+episodic-memory loss (eq. 10): the update must not increase the loss on a batch drawn at
+random from the memory of all past tasks. With g_ref the gradient on that batch, the
+projection has a closed form (eq. 11):
+
+    g̃ = g − (gᵀ g_ref / g_refᵀ g_ref) · g_ref    when gᵀ g_ref < 0,   else g̃ = g.
+
+So each step costs one extra forward/backward on ``ref_batch_size`` examples and no QP. The
+memory is GEM's: ``memory_per_task`` examples of each finished task (drawn uniformly when the
+task ends); the reference batch is drawn uniformly from all of them with the strategy's seeded
+generator. ``memory_bytes`` counts the stored examples and the one reference gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.streams import Task
+from ..errors import LifelongError
+from ..registry import STRATEGIES
+from .base import Strategy
+from .gem import check_memory_options, flat_grad, trainable, write_grad
+from .memory import SeededRandom, append_task_memory, tensor_bytes
+
+
+def agem_project(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
+    """Eq. 11: remove from ``g`` its component against ``g_ref`` (only on conflict)."""
+    dot = g @ g_ref
+    if dot >= 0:
+        return g
+    return g - (dot / (g_ref @ g_ref).clamp_min(torch.finfo(g.dtype).tiny)) * g_ref
+
+
+@STRATEGIES.register("agem", "Averaged GEM: one reference gradient from a random memory batch, "
+                             "projection on conflict (Chaudhry et al. 2019)")
+class AGEM(SeededRandom, Strategy):
+    """A-GEM: project the gradient against the gradient of a random batch of past memories."""
+
+    name = "agem"
+
+    def __init__(self, memory_per_task: int = 256, ref_batch_size: int = 256) -> None:
+        check_memory_options(memory_per_task)
+        if isinstance(ref_batch_size, bool) or not isinstance(ref_batch_size, int) \
+                or ref_batch_size < 1:
+            raise LifelongError(f"ref_batch_size must be a positive integer, got {ref_batch_size!r}")
+        self.memory_per_task = memory_per_task
+        self.ref_batch_size = ref_batch_size
+        self.memory_: dict[str, torch.Tensor] = {}
+        self.grad_bytes_ = 0
+
+    def setup(self, stream, config) -> None:
+        super().setup(stream, config)
+        self.seed_rng(self.seed_ + 4002)
+
+    def after_task(self, model: nn.Module, task: Task) -> None:
+        data = self.train_data(task)
+        self.memory_ = append_task_memory(self.memory_, data, self.memory_per_task, self.rng())
+        self.grad_bytes_ = sum(p.numel() * p.element_size() for _, p in trainable(model))
+
+    def reference_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``ref_batch_size`` examples drawn uniformly from the valid memories of all tasks."""
+        valid = self.memory_["valid"].reshape(-1).nonzero().squeeze(1).cpu()
+        pick = valid[torch.randperm(valid.numel(), generator=self.rng())[: self.ref_batch_size]]
+        pick = pick.to(self.memory_["y"].device)
+        x = self.memory_["x"].reshape(-1, *self.memory_["x"].shape[2:])
+        return x[pick], self.memory_["y"].reshape(-1)[pick], self.memory_["t"].reshape(-1)[pick]
+
+    def reference_gradient(self, model: nn.Module) -> torch.Tensor:
+        params = [p for _, p in trainable(model)]
+        x, y, t = self.reference_batch()
+        loss = F.cross_entropy(self.logits(model, x, t), y)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                          for g, p in zip(grads, params)])
+
+    def after_backward(self, model: nn.Module) -> None:
+        if not self.memory_:
+            return
+        params = [p for _, p in trainable(model)]
+        g_ref = self.reference_gradient(model)
+        g = flat_grad(params)
+        projected = agem_project(g, g_ref)
+        if projected is not g:
+            write_grad(params, projected)
+
+    def memory_bytes(self) -> int:
+        """Stored examples (inputs, labels, task ids, valid mask) + one reference gradient."""
+        return tensor_bytes(self.memory_) + (self.grad_bytes_ if self.memory_ else 0)
