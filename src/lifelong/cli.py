@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .errors import LifelongError
@@ -82,9 +83,10 @@ def build_run_config(args: argparse.Namespace):
     from .config import PRESETS, RunConfig, load_toml, make_train_config
 
     data: dict[str, Any] = load_toml(args.config) if args.config else {}
-    train = dict(PRESETS[args.preset]) if args.preset else {}
     if args.preset is not None and args.preset not in PRESETS:
         raise LifelongError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    train = dict(PRESETS[args.preset]) if args.preset else {}
+    hparams = args.hparams or data.pop("hparams", None)
     train.update(data.pop("train", {}) or {})
     for flag in ("optimizer", "lr", "batch_size", "epochs", "seed", "device"):
         value = getattr(args, flag)
@@ -100,8 +102,81 @@ def build_run_config(args: argparse.Namespace):
         data["benchmark_options"]["source"] = args.data
     if args.scenario is not None:
         data["benchmark_options"]["scenario"] = args.scenario
+    if hparams:
+        from .compare import _hyperparameter_preset
+
+        preset = _hyperparameter_preset(hparams, data.get("strategy", "naive"))
+        data["strategy_options"] = {**preset, **data["strategy_options"]}
     data["train"] = make_train_config(train)
     return RunConfig.from_dict(data)
+
+
+def build_comparison(args: argparse.Namespace):
+    """The comparison a TOML file names, with the flags overriding it."""
+    from .compare import Comparison
+    from .config import load_toml
+
+    data: dict[str, Any] = load_toml(args.config) if args.config else {}
+    if args.benchmark:
+        data.pop("benchmark", None)
+        data["benchmarks"] = args.benchmark
+    if args.strategies:
+        data["strategies"] = args.strategies
+    if args.seeds:
+        data.pop("seed", None)
+        data["seeds"] = args.seeds
+    for key in ("preset", "hparams", "model"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    train = dict(data.get("train") or {})
+    for flag in ("optimizer", "lr", "batch_size", "epochs", "device"):
+        if getattr(args, flag) is not None:
+            train[flag] = getattr(args, flag)
+    data["train"] = train
+    bopt = {**(data.get("benchmark_options") or {}), **parse_assignments(args.bopt, "--bopt")}
+    if args.data is not None:
+        bopt["source"] = args.data
+    if args.scenario is not None:
+        bopt["scenario"] = args.scenario
+    data["benchmark_options"] = bopt
+    data["model_options"] = {**(data.get("model_options") or {}),
+                             **parse_assignments(args.mopt, "--mopt")}
+    params = {k: dict(v) for k, v in (data.get("params") or {}).items()}
+    for key, value in parse_assignments(args.param, "--param").items():
+        strategy, dot, name = key.partition(".")
+        if not dot or not name:
+            raise LifelongError(f"--param for compare expects STRATEGY.KEY=VALUE, got {key!r}")
+        params.setdefault(strategy, {})[name] = value
+    data["params"] = params
+    return Comparison.from_dict(data)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+    from .progress import ComparisonProgress
+
+    comparison = build_comparison(args)
+    compare(comparison, args.out, jobs=args.jobs, executor=args.executor, reuse=not args.force,
+            display=ComparisonProgress(), tensorboard=args.tensorboard)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.folder))
+    print(f"report: {Path(args.folder) / 'report.html'}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .report import write_plots
+
+    for path in write_plots(args.folder):
+        print(path)
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -141,6 +216,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", help="method name (see `lifelong list`)")
     p.add_argument("--model", help="model name: mlp (default) or cnn")
     p.add_argument("--preset", help="training protocol: homework (default) or gem")
+    p.add_argument("--hparams", help="hyper-parameter preset of the methods: course or tuned")
     p.add_argument("--optimizer", help="adam or sgd")
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int, dest="batch_size")
@@ -165,7 +241,40 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("list", help="list benchmarks, models, strategies and presets")
     p.set_defaults(func=cmd_list)
+    add_compare_parser(sub)
+    for name, func, text in (("report", cmd_report, "redraw figures, tables and report.html"),
+                             ("plot", cmd_plot, "redraw the figures only")):
+        p = sub.add_parser(name, help=f"{text} from saved results (no training)")
+        p.add_argument("folder", help="a comparison folder, a run directory or a folder of runs")
+        p.set_defaults(func=func)
     return parser
+
+
+def add_compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="run several methods (× benchmarks × seeds) into a report",
+                       description="With no options: the homework (rotated MNIST 0-80°, naive, "
+                       "EWC, MAS, SI, RWalk, SCP and joint). See docs/compare.md.")
+    p.add_argument("config", nargs="?", help="a TOML file describing the comparison")
+    p.add_argument("--benchmark", nargs="+", help="one or more stream names")
+    p.add_argument("--strategies", nargs="+", help="method names (default: the homework's)")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds, e.g. --seeds 0 1 2")
+    p.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
+                   help="hyper-parameter of one method, e.g. ewc.lam=100")
+    for flag in ("--model", "--preset", "--hparams", "--optimizer", "--device", "--data",
+                 "--scenario"):
+        p.add_argument(flag)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--epochs", type=int, help="epochs per task")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE", help="benchmark option")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option")
+    p.add_argument("--out", default="runs/compare", help="report folder (default: runs/compare)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine")
+    p.add_argument("--executor", default="local", help="local (default) or ray")
+    p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log per-epoch scalars to OUT/tensorboard (needs tensorboard)")
+    p.set_defaults(func=cmd_compare)
 
 
 

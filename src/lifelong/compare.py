@@ -1,0 +1,202 @@
+"""``lifelong compare``: methods × benchmarks × seeds, run (or reused) into one report folder.
+
+With no options it is the homework: rotated MNIST (0–80°) on the embedded digits, the
+``homework`` protocol, naive (the baseline), EWC, MAS, SI, RWalk and SCP, plus joint as the
+upper bound. A comparison is one TOML file (or the same keys as flags)::
+
+    benchmark = "rotated-mnist"              # or benchmarks = ["rotated-mnist", {name = …, …}]
+    strategies = ["naive", "ewc", {name = "ewc", label = "ewc λ=1e4", lam = 1e4}]
+    seeds = [0, 1, 2]
+    preset = "homework"                      # training protocol; [train] overrides it
+    hparams = "course"                       # hyper-parameter preset of the regularisers
+    [params.ewc]                             # per-strategy hyper-parameters
+    lam = 100
+
+The report folder holds ``comparison.json`` (what was compared), ``runs/<run_id>/`` (each
+run, reused by id when the comparison is repeated), and the figures, tables and HTML page
+written by :mod:`lifelong.report`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import PRESETS, RunConfig, make_train_config
+from .errors import LifelongError
+from .results import RunResult, atomic_write
+
+DEFAULT_STRATEGIES = ("naive", "ewc", "mas", "si", "rwalk", "scp", "joint")
+DEFAULT_LABELS = {"naive": "naive (baseline)"}
+COMPARISON_FILE, RUNS_DIR = "comparison.json", "runs"
+KEYS = {"benchmark", "benchmarks", "benchmark_options", "strategies", "params", "seeds", "seed",
+        "preset", "train", "hparams", "model", "model_options"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One benchmark or method of a comparison: a display label, a registry name, options."""
+
+    label: str
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    benchmark: str
+    method: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} s{self.seed}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    benchmarks: tuple[Entry, ...]
+    methods: tuple[Entry, ...]
+    seeds: tuple[int, ...] = (0,)
+    model: str = "mlp"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Comparison:
+        """Validate the keys of a comparison file (see the module docstring)."""
+        unknown = sorted(set(data) - KEYS)
+        if unknown:
+            raise LifelongError(f"unknown comparison key {unknown[0]!r}; known: {', '.join(sorted(KEYS))}")
+        preset = data.get("preset") or "homework"
+        if preset not in PRESETS:
+            raise LifelongError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        train = {**PRESETS[preset], **(data.get("train") or {})}
+        if "seed" in train:
+            raise LifelongError("set seeds with `seeds = [...]` (or --seeds), not train.seed")
+        make_train_config(train)  # validate now, not hours later
+        seeds = data.get("seeds", [data["seed"]] if "seed" in data else [0])
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise LifelongError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+        benchmarks = _entries(data.get("benchmarks") or [data.get("benchmark", "rotated-mnist")],
+                              "benchmark", data.get("benchmark_options") or {})
+        params = data.get("params") or {}
+        if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+            raise LifelongError("params must map a strategy name to a table of hyper-parameters")
+        methods = _entries(data.get("strategies") or list(DEFAULT_STRATEGIES), "strategy", {},
+                           params, data.get("hparams"))
+        return cls(benchmarks, methods, tuple(dict.fromkeys(seeds)), data.get("model", "mlp"),
+                   dict(data.get("model_options") or {}), train)
+
+    def plan(self) -> list[PlannedRun]:
+        """Every run, seed-major so that a partial comparison already has every method once."""
+        runs = []
+        for bench in self.benchmarks:
+            for seed in self.seeds:
+                for method in self.methods:
+                    config = RunConfig(
+                        benchmark=bench.name, strategy=method.name, model=self.model,
+                        benchmark_options=bench.options, strategy_options=method.options,
+                        model_options=self.model_options,
+                        train=make_train_config({**self.train, "seed": seed}))
+                    runs.append(PlannedRun(bench.label, method.label, seed, config))
+        return runs
+
+    def validate(self) -> None:
+        """Unknown names and bad hyper-parameters fail now, in one line, before any training."""
+        from .data import benchmarks  # noqa: F401  (registers the benchmarks)
+        from .models import cnn, mlp  # noqa: F401
+        from .registry import BENCHMARKS, MODELS
+        from .strategies import make_strategy
+
+        MODELS.get(self.model)
+        for bench in self.benchmarks:
+            BENCHMARKS.get(bench.name)
+        for method in self.methods:
+            make_strategy(method.name, **method.options)
+
+
+def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None = None,
+             hparams: str | None = None) -> tuple[Entry, ...]:
+    if isinstance(items, str) or not isinstance(items, list):
+        items = [items]
+    out: list[Entry] = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise LifelongError(f"each {kind} must be a name or a table with a `name`, got {item!r}")
+        item = dict(item)
+        name = item.pop("name")
+        label = str(item.pop("label", DEFAULT_LABELS.get(name, name) if kind == "strategy" else name))
+        options = {**shared, **item}
+        if kind == "strategy":
+            preset = _hyperparameter_preset(hparams, name) if hparams else {}
+            options = {**preset, **(params or {}).get(name, {}), **item}
+        out.append(Entry(label, name, options))
+    labels = [e.label for e in out]
+    duplicate = next((x for x in labels if labels.count(x) > 1), None)
+    if duplicate is not None:
+        raise LifelongError(f"{kind} label {duplicate!r} appears twice; give each a distinct `label`")
+    return tuple(out)
+
+
+def _hyperparameter_preset(preset: str, strategy: str) -> dict[str, Any]:
+    """A named hyper-parameter preset (``course``, ``tuned``); {} for strategies it omits."""
+    try:
+        from .strategies.importance import hyperparameter_preset
+    except ImportError:
+        raise LifelongError("hyper-parameter presets need lifelong.strategies.importance") from None
+    return hyperparameter_preset(preset, strategy)
+
+
+def write_plan(out: Path, runs: list[PlannedRun], comparison: Comparison) -> None:
+    data = {
+        "format": "lifelong-comparison", "version": 1,
+        "benchmarks": [b.label for b in comparison.benchmarks],
+        "methods": [m.label for m in comparison.methods], "seeds": list(comparison.seeds),
+        "runs": [{"run_id": r.config.run_id(), "benchmark": r.benchmark, "method": r.method,
+                  "strategy": r.config.strategy, "seed": r.seed} for r in runs],
+    }
+    atomic_write(out / COMPARISON_FILE, json.dumps(data, indent=2))
+
+
+def compare(
+    comparison: Comparison,
+    out: str | Path,
+    jobs: int = 1,
+    executor: str = "local",
+    reuse: bool = True,
+    display: Any = None,
+    tensorboard: bool = False,
+    report: bool = True,
+) -> dict[str, RunResult]:
+    """Run (or reuse) every planned run into ``out/runs`` and write the report into ``out``
+    (``report=False``: only the runs; ``lifelong report OUT`` draws it later).
+
+    Returns run_id → result of the runs that finished; raises a one-line ``LifelongError``
+    naming the runs that failed (after writing the report of the others).
+    """
+    from .data.benchmarks import make_benchmark
+    from .executors import execute
+    from .progress import TensorBoardLogger
+    from .report import write_report
+
+    out = Path(out)
+    comparison.validate()
+    runs = comparison.plan()
+    streams = {b.label: make_benchmark(b.name, **b.options) for b in comparison.benchmarks}
+    write_plan(out, runs, comparison)
+    logger = TensorBoardLogger(out / "tensorboard") if tensorboard else None
+    results, failures = execute(runs, out / RUNS_DIR, streams, jobs=jobs, executor=executor,
+                                reuse=reuse, display=display, on_result=logger)
+    if results and report:
+        write_report(out)
+    if failures:
+        first = next(iter(failures.items()))
+        raise LifelongError(f"{len(failures)} of {len(runs)} runs failed (first: {first[0]}: "
+                            f"{first[1]}); finished runs are kept, rerun to retry")
+    return results

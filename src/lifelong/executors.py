@@ -1,0 +1,212 @@
+"""Where the runs of a comparison execute: in this process, in N processes, or on Ray.
+
+Every executor ends the same way: each finished run's ``result.json`` lies in ``runs_dir``
+(checkpoints too, where the worker can write there), so the report and a later rerun find it.
+
+* ``local``, ``jobs=1``: one after another in this process (streams built once and shared).
+* ``local``, ``jobs=N``: N spawned processes, each with ``torch.set_num_threads(cores // N)``
+  so they do not fight over cores; progress events come back through a queue.
+* ``ray``: each run is a Ray task (``ray.init()`` joins ``RAY_ADDRESS`` or starts a local
+  instance); its result comes back to this process, which writes it into ``runs_dir``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue as queue_module
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .data.streams import Stream
+from .errors import LifelongError
+from .results import RESULT_FILE, RunResult, load_result, save_result, validate_result
+
+EXECUTORS = ("local", "ray")
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def thread_budget(jobs: int) -> int:
+    return max(1, cores() // max(1, jobs))
+
+
+def execute(
+    runs: list,
+    runs_dir: Path,
+    streams: dict[str, Stream] | None = None,
+    jobs: int = 1,
+    executor: str = "local",
+    reuse: bool = True,
+    display: Any = None,
+    on_result: Callable[[Any, RunResult], None] | None = None,
+) -> tuple[dict[str, RunResult], dict[str, str]]:
+    """Run every ``PlannedRun`` not already finished; returns (results, failures by label)."""
+    if executor not in EXECUTORS:
+        raise LifelongError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise LifelongError(f"--jobs must be a positive integer, got {jobs!r}")
+    display = display or _Silent()
+    streams = streams or {}
+    display.start([(r.config.run_id(), r.label, _units(r, streams)) for r in runs])
+    results: dict[str, RunResult] = {}
+    failures: dict[str, str] = {}
+    todo = []
+    for run in runs:
+        run_id, run_dir = run.config.run_id(), runs_dir / run.config.run_id()
+        if reuse and (run_dir / RESULT_FILE).exists():
+            results[run_id] = validate_result(load_result(run_dir), run.config.to_dict(), run_dir)
+            display.reused(run_id)
+            if on_result:
+                on_result(run, results[run_id])
+        else:
+            todo.append(run)
+
+    def finished(run, result: RunResult | None, error: str | None = None) -> None:
+        run_id = run.config.run_id()
+        if result is None:
+            failures[run.label] = error or "failed"
+        else:
+            results[run_id] = result
+            if on_result:
+                on_result(run, result)
+        display.finished(run_id, ok=result is not None)
+
+    if executor == "ray":
+        _ray(todo, runs_dir, jobs, reuse, finished)
+    elif jobs == 1:
+        for run in todo:
+            run_id = run.config.run_id()
+            try:
+                result = _run_one(run.config, runs_dir, reuse, streams.get(run.benchmark),
+                                  lambda e, k=run_id: display.event(k, e))
+            except LifelongError as exc:
+                finished(run, None, str(exc))
+            else:
+                finished(run, result)
+    else:
+        _processes(todo, runs_dir, jobs, reuse, display, finished)
+    display.close()
+    return results, failures
+
+
+def _units(run, streams: dict[str, Stream]) -> int:
+    stream = streams.get(run.benchmark)
+    return (len(stream) if stream is not None else 1) * run.config.train.epochs
+
+
+def _run_one(config: RunConfig, runs_dir: Path, reuse: bool, stream=None, progress=None) -> RunResult:
+    from .api import run
+
+    return run(config, out=runs_dir, progress=progress, reuse=reuse, stream=stream)
+
+
+# ------------------------------------------------------------------ processes
+_EVENTS: Any = None
+
+
+def _init_worker(events: Any, threads: int) -> None:
+    import torch
+
+    global _EVENTS
+    _EVENTS = events
+    torch.set_num_threads(threads)
+
+
+def _worker(config: dict[str, Any], runs_dir: str, reuse: bool, key: str) -> dict[str, Any]:
+    def progress(event: dict[str, Any]) -> None:
+        _EVENTS.put((key, event))
+
+    return _run_one(RunConfig.from_dict(config), Path(runs_dir), reuse, None, progress).to_dict()
+
+
+def _processes(todo: list, runs_dir: Path, jobs: int, reuse: bool, display, finished) -> None:
+    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    events = ctx.Queue()
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(events, thread_budget(jobs))) as pool:
+        pending = {pool.submit(_worker, r.config.to_dict(), str(runs_dir), reuse,
+                               r.config.run_id()): r for r in todo}
+        try:
+            while pending:
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(events, display)
+                for future in done:
+                    run = pending.pop(future)
+                    try:
+                        result = RunResult.from_dict(future.result())
+                    except LifelongError as exc:
+                        finished(run, None, str(exc))
+                    else:
+                        finished(run, result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        _drain(events, display)
+
+
+def _drain(events: Any, display) -> None:
+    while True:
+        try:
+            key, event = events.get_nowait()
+        except queue_module.Empty:
+            return
+        display.event(key, event)
+
+
+# ------------------------------------------------------------------ ray
+def _ray_task(config: dict[str, Any], runs_dir: str, reuse: bool, threads: int) -> dict[str, Any]:
+    """One run on a Ray worker: checkpoints go to ``runs_dir`` where the worker can write
+    (a shared file system, or the local instance), else to a temporary folder there."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out = Path(runs_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        writable = os.access(out, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        out = Path(tempfile.mkdtemp(prefix="lifelong-"))
+    return _run_one(RunConfig.from_dict(config), out, reuse).to_dict()
+
+
+def _ray(todo: list, runs_dir: Path, jobs: int, reuse: bool, finished) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise LifelongError("--executor ray needs Ray: pip install 'lifelong[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(logging_level="ERROR", log_to_driver=False)
+    threads = thread_budget(jobs) if jobs > 1 else 1
+    task = ray.remote(num_cpus=threads)(_ray_task)
+    pending = {task.remote(r.config.to_dict(), str(runs_dir), reuse, threads): r for r in todo}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            run = pending.pop(ref)
+            try:
+                result = RunResult.from_dict(ray.get(ref))
+            except LifelongError as exc:
+                finished(run, None, str(exc).strip().splitlines()[-1])
+                continue
+            save_result(result, runs_dir / result.run_id)
+            finished(run, result)
+
+
+class _Silent:
+    def start(self, runs) -> None: ...
+    def reused(self, key) -> None: ...
+    def event(self, key, event) -> None: ...
+    def finished(self, key, ok=True) -> None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,205 @@
+"""The comparison report, redrawn from saved results only (never from models).
+
+``write_report(folder)`` writes, for every benchmark of the comparison, ``<bench>-curve.png/svg``
+(learning curve) and ``<bench>-heatmaps.png/svg`` (accuracy matrices), then ``table.md``,
+``table.csv`` and ``report.html`` — one self-contained page (SVG inline, PNG as base64) that
+opens offline. ``folder`` is a comparison folder (``comparison.json``), one run directory, or
+any folder of run directories (e.g. ``runs/`` of ``lifelong run``).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from .compare import COMPARISON_FILE, RUNS_DIR
+from .errors import LifelongError
+from .plots import Groups, heatmaps, learning_curve, save_figure
+from .results import RESULT_FILE, RunResult, atomic_write, load_result
+from .stats import mean_ci
+
+Collected = dict[str, Groups]
+"""benchmark label → method label → runs (one per seed)."""
+
+METRICS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting"))
+
+
+def collect(folder: str | Path) -> Collected:
+    """Load every finished run a folder refers to, grouped by benchmark and method."""
+    folder = Path(folder)
+    if (folder / COMPARISON_FILE).exists():
+        try:
+            plan = json.loads((folder / COMPARISON_FILE).read_text())
+            entries = [(e["benchmark"], e["method"], e["run_id"]) for e in plan["runs"]]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise LifelongError(f"{folder / COMPARISON_FILE} is malformed ({exc})") from None
+        out: Collected = {}
+        for bench, method, run_id in entries:
+            if (folder / RUNS_DIR / run_id / RESULT_FILE).exists():
+                result = load_result(folder / RUNS_DIR / run_id)
+                out.setdefault(bench, {}).setdefault(method, []).append(result)
+        if not out:
+            raise LifelongError(f"no finished runs yet in {folder / RUNS_DIR}; run the comparison")
+        return out
+    dirs = ([folder] if (folder / RESULT_FILE).exists() else
+            sorted(p.parent for p in [*folder.glob(f"*/{RESULT_FILE}"),
+                                      *folder.glob(f"{RUNS_DIR}/*/{RESULT_FILE}")]))
+    if not dirs:
+        raise LifelongError(f"no results in {folder}; give a comparison folder or run directory")
+    return _group([load_result(d) for d in dirs])
+
+
+def _group(results: list[RunResult]) -> Collected:
+    """Ad-hoc runs: a method is a strategy with its options (labelled by a short hash where one
+    strategy appears with several option sets); seeds of the same method are pooled."""
+    def key(r: RunResult, *fields: str) -> str:
+        picked = {f: r.config.get(f) for f in fields}
+        return hashlib.sha1(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+    variants: dict[str, set[str]] = {}
+    for r in results:
+        variants.setdefault(str(r.config.get("strategy")), set()).add(
+            key(r, "strategy_options", "model", "model_options"))
+    out: Collected = {}
+    for r in results:
+        bench = str(r.config.get("benchmark", "stream"))
+        name = str(r.config.get("strategy", "run"))
+        if len(variants[name]) > 1:
+            name += "-" + key(r, "strategy_options", "model", "model_options")
+        out.setdefault(bench, {}).setdefault(name, []).append(r)
+    return out
+
+
+def table_rows(groups: Groups) -> list[dict[str, Any]]:
+    """One row per method: mean and 95% CI half-width of each metric over seeds."""
+    rows = []
+    for label, runs in groups.items():
+        row: dict[str, Any] = {"method": label, "seeds": len(runs)}
+        for key, _ in METRICS:
+            row[key], row[f"{key}_ci95"] = mean_ci([r.metrics[key] for r in runs])
+        row["time_s"], row["time_s_ci95"] = mean_ci([r.wall_time for r in runs])
+        row["memory_mb"] = mean_ci([(r.memory_bytes or [0])[-1] / 1e6 for r in runs])[0]
+        row["parameters"] = (runs[0].model_sizes or [{}])[-1].get("parameters")
+        rows.append(row)
+    return rows
+
+
+def _pm(mean: float, half: float, seeds: int, scale: float = 100.0, digits: int = 2) -> str:
+    text = f"{scale * mean:.{digits}f}"
+    return text + (f" ± {scale * half:.{digits}f}" if seeds > 1 else "")
+
+
+def markdown_table(collected: Collected) -> str:
+    head = ["benchmark", "method", "seeds", "ACC (%)", "BWT (%)", "FWT (%)", "forgetting (%)",
+            "time (s)", "memory (MB)", "parameters"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 8) + "|"]
+    for bench, groups in collected.items():
+        for r in table_rows(groups):
+            cells = [bench, r["method"], str(r["seeds"]),
+                     *[_pm(r[k], r[f"{k}_ci95"], r["seeds"]) for k, _ in METRICS],
+                     _pm(r["time_s"], r["time_s_ci95"], r["seeds"], 1.0, 1),
+                     f"{r['memory_mb']:.2f}", str(r["parameters"] or "")]
+            lines.append("| " + " | ".join(cells) + " |")
+    seeds = max(len(runs) for groups in collected.values() for runs in groups.values())
+    note = ("\nmean ± 95% confidence interval over seeds (Student's t)\n" if seeds > 1 else "")
+    return "\n".join(lines) + "\n" + note
+
+
+def csv_table(collected: Collected) -> str:
+    buf = io.StringIO()
+    fields = ["benchmark", "method", "seeds"] + [f for k, _ in METRICS for f in (k, f"{k}_ci95")]
+    fields += ["time_s", "time_s_ci95", "memory_mb", "parameters"]
+    writer = csv.DictWriter(buf, fields, lineterminator="\n")
+    writer.writeheader()
+    for bench, groups in collected.items():
+        for r in table_rows(groups):
+            writer.writerow({"benchmark": bench, **{k: r[k] for k in fields[1:]}})
+    return buf.getvalue()
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def write_plots(folder: str | Path, collected: Collected | None = None) -> list[Path]:
+    """Redraw every figure of a folder from its saved results; returns the files written."""
+    folder = Path(folder)
+    collected = collected or collect(folder)
+    paths: list[Path] = []
+    for bench, groups in collected.items():
+        paths += save_figure(learning_curve(groups, f"{bench}: mean accuracy on tasks seen so far"),
+                             folder / f"{_slug(bench)}-curve")
+        paths += save_figure(heatmaps(groups, f"{bench}: accuracy matrices (%)"),
+                             folder / f"{_slug(bench)}-heatmaps")
+    return paths
+
+
+def write_report(folder: str | Path) -> str:
+    """Figures, ``table.md``, ``table.csv`` and ``report.html``; returns the Markdown table."""
+    folder = Path(folder)
+    collected = collect(folder)
+    write_plots(folder, collected)
+    table = markdown_table(collected)
+    atomic_write(folder / "table.md", table)
+    atomic_write(folder / "table.csv", csv_table(collected))
+    atomic_write(folder / "report.html", html_page(folder, collected))
+    return table
+
+
+def _inline_svg(path: Path) -> str:
+    text = path.read_text()
+    return text[text.index("<svg"):]
+
+
+def html_page(folder: Path, collected: Collected) -> str:
+    """One self-contained page: inline SVG learning curves, base64 PNG heatmaps, tables."""
+    parts = []
+    first = next(iter(next(iter(collected.values())).values()))[0]
+    train = first.config.get("train", {})
+    env = first.environment
+    for bench, groups in collected.items():
+        slug = _slug(bench)
+        heat = base64.b64encode((folder / f"{slug}-heatmaps.png").read_bytes()).decode()
+        rows = table_rows(groups)
+        head = ("<tr><th>method</th><th>seeds</th>" + "".join(f"<th>{t} (%)</th>" for _, t in METRICS)
+                + "<th>time (s)</th><th>memory (MB)</th><th>parameters</th></tr>")
+        body = "".join(
+            f"<tr><td>{html.escape(r['method'])}</td><td>{r['seeds']}</td>"
+            + "".join(f"<td>{_pm(r[k], r[k + '_ci95'], r['seeds'])}</td>" for k, _ in METRICS)
+            + f"<td>{_pm(r['time_s'], r['time_s_ci95'], r['seeds'], 1.0, 1)}</td>"
+            f"<td>{r['memory_mb']:.2f}</td><td>{r['parameters'] or ''}</td></tr>" for r in rows)
+        parts.append(
+            f'<section><h2>{html.escape(bench)}</h2>'
+            f'<figure class="learning-curve" id="learning-curve-{slug}">'
+            f'{_inline_svg(folder / f"{slug}-curve.svg")}<figcaption>Mean accuracy over the tasks '
+            f'seen so far after every epoch; dotted lines mark a new task.'
+            f'{" Bands: 95% confidence interval over seeds." if len(rows) and rows[0]["seeds"] > 1 else ""}'
+            f'</figcaption></figure>'
+            f'<table class="results" id="results-{slug}"><thead>{head}</thead><tbody>{body}</tbody></table>'
+            f'<figure class="heatmaps"><img alt="accuracy matrices of {html.escape(bench)}" '
+            f'src="data:image/png;base64,{heat}"><figcaption>Row i: after training task i; column '
+            f'j: accuracy on task j.</figcaption></figure></section>')
+    protocol = ", ".join(f"{k}={v}" for k, v in train.items() if k != "seed")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lifelong comparison</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+svg,img{{max-width:100%;height:auto}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}} td:first-child{{text-align:left}}
+figcaption{{color:#555;font-size:.9em}}</style></head><body>
+<h1>lifelong comparison</h1>
+<p>Protocol: {html.escape(protocol)}. Environment: Python {env.get("python", "?")}, torch
+{env.get("torch", "?")}, device {env.get("device", "?")}.</p>
+{"".join(parts)}
+<p>ACC: mean final accuracy; BWT: mean change on old tasks after learning the rest (negative =
+forgetting); FWT: zero-shot gain on a task before training it, over the untrained model;
+forgetting: mean drop from each task's best accuracy; memory: learned state a method keeps
+between tasks (stored examples, importances, old weights) at the end; time: wall time per run.
+With several seeds: mean ± 95% confidence interval (Student's t).</p>
+</body></html>
+"""
