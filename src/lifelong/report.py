@@ -201,5 +201,14 @@ forgetting); FWT: zero-shot gain on a task before training it, over the untraine
 forgetting: mean drop from each task's best accuracy; memory: learned state a method keeps
 between tasks (stored examples, importances, old weights) at the end; time: wall time per run.
 With several seeds: mean ± 95% confidence interval (Student's t).</p>
+<script>/* marks what the browser rendered (checked by the test suite in headless Chromium) */
+window.addEventListener("load", () => {{
+  for (const f of document.querySelectorAll("figure.learning-curve")) {{
+    const box = f.querySelector("svg").getBoundingClientRect();
+    f.dataset.rendered = Math.round(box.width) + "x" + Math.round(box.height);
+  }}
+  for (const img of document.querySelectorAll("figure.heatmaps img"))
+    img.dataset.rendered = img.naturalWidth + "x" + img.naturalHeight;
+}});</script>
 </body></html>
 """
