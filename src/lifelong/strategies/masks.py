@@ -1,0 +1,143 @@
+"""Weight masks shared by PackNet and CPG: which task owns each weight, pruning, freezing.
+
+Both methods split one network's weights among tasks. Each prunable weight tensor (every
+Linear/Conv2d weight but the output layer's) gets an *owner* tensor of the same shape: 0 means
+free, t+1 means task t's own (frozen once task t is done). The output layer is each task's own
+classifier (the papers' separate heads): it is copied into the strategy after its task. Biases
+are not pruned: they are trained with the first task and then fixed, as in PackNet (Sec. 3),
+so every task reads the same biases.
+
+A weight that must not move is protected twice: its gradient is zeroed after ``backward`` (the
+papers' gradient mask) and its value re-imposed after each optimiser step, because a zero
+gradient alone does not stop momentum or weight decay from moving it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..data.streams import Task
+from ..models.columns import Chain, parse_chain
+from .base import Batch, Strategy
+
+FREE = 0
+
+
+def route_by_task(
+    x: torch.Tensor, task_ids: torch.Tensor, forward: Callable[[torch.Tensor, int], torch.Tensor]
+) -> torch.Tensor:
+    """``forward(x_t, t)`` for each task id present; one call when the batch shares one task."""
+    ids = task_ids.unique().tolist()
+    if len(ids) == 1:
+        return forward(x, int(ids[0]))
+    out: torch.Tensor | None = None
+    for t in ids:
+        idx = (task_ids == t).nonzero().squeeze(1)
+        part = forward(x[idx], int(t))
+        if out is None:
+            out = part.new_zeros((x.shape[0], *part.shape[1:]))
+        out = out.index_copy(0, idx, part)
+    assert out is not None
+    return out
+
+
+def layer_roles(model: nn.Module, method: str) -> tuple[list[str], list[str], list[str]]:
+    """(prunable weight names, head parameter names, hidden bias names) of a Linear/Conv chain."""
+    chain: Chain = parse_chain(model, method)
+    *hidden, head = chain.names
+    weights = [f"{n}.weight" for n in hidden]
+    heads = [f"{head}.{p}" for p, _ in chain.layers[-1].named_parameters()]
+    biases = [f"{n}.bias" for n, layer in zip(hidden, chain.layers) if layer.bias is not None]
+    return weights, heads, biases
+
+
+def owned(owner: torch.Tensor, first: int, last: int) -> torch.Tensor:
+    """Positions owned by tasks ``first..last`` (inclusive)."""
+    return (owner >= first + 1) & (owner <= last + 1)
+
+
+def keep_largest(weight: torch.Tensor, candidates: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The ``round(fraction × #candidates)`` candidate positions of largest |weight| (per layer,
+    PackNet's magnitude criterion); ties are broken by position, so the result is deterministic."""
+    scores = weight.detach().abs().flatten().masked_fill(~candidates.flatten(), -1.0)
+    count = int(round(fraction * int(candidates.sum())))
+    keep = torch.zeros(weight.numel(), dtype=torch.bool, device=weight.device)
+    if count > 0:
+        order = torch.sort(scores, descending=True, stable=True).indices
+        keep[order[:count]] = True
+    return keep.view_as(weight)
+
+
+class Freeze:
+    """Hold every parameter entry fixed except those marked trainable.
+
+    ``trainable`` maps a parameter name to True (all entries), a boolean tensor (those entries)
+    or nothing (frozen).
+    """
+
+    def __init__(self, model: nn.Module, trainable: dict[str, bool | torch.Tensor]) -> None:
+        self.entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for name, param in model.named_parameters():
+            allowed = trainable.get(name, False)
+            if allowed is True:
+                continue
+            if allowed is False:
+                allowed = torch.zeros_like(param, dtype=torch.bool)
+            self.entries.append((param, allowed.to(param.device), param.detach().clone()))
+
+    def after_backward(self) -> None:
+        for param, allowed, _ in self.entries:
+            if param.grad is not None:
+                param.grad.mul_(allowed)
+
+    def after_step(self) -> None:
+        with torch.no_grad():
+            for param, allowed, anchor in self.entries:
+                param.copy_(torch.where(allowed, param, anchor))
+
+
+def retrain(strategy: Strategy, model: nn.Module, task: Task, data: Batch, epochs: int,
+            seed: int) -> None:
+    """Extra epochs through the strategy's hooks with a fresh optimiser (the loop's own pieces)."""
+    from ..train import make_optimizer, train_epoch
+
+    optimizer = make_optimizer(model, strategy.config)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        train_epoch(model, strategy, optimizer, task, data, strategy.config.batch_size, generator)
+
+
+def split_holdout(data: Batch, fraction: float, seed: int) -> tuple[Batch, Batch]:
+    """(training part, held-out part) of a task's training data, by a seeded permutation."""
+    n = data[0].shape[0]
+    held = int(round(fraction * n))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(data[0].device)
+    rest, out = perm[held:], perm[:held]
+    return tuple(d[rest] for d in data), tuple(d[out] for d in data)  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def batch_accuracy(strategy: Strategy, model: nn.Module, data: Batch, batch_size: int = 2048) -> float:
+    """Accuracy of the strategy's (task-routed, masked) logits on ``data``."""
+    was_training = model.training
+    model.eval()
+    x, y, t = data
+    correct = 0
+    for start in range(0, x.shape[0], batch_size):
+        sl = slice(start, start + batch_size)
+        correct += int((strategy.logits(model, x[sl], t[sl]).argmax(1) == y[sl]).sum())
+    model.train(was_training)
+    return correct / max(1, x.shape[0])
+
+
+def pad_to(tensor: torch.Tensor, shape: torch.Size, value: float | bool = 0) -> torch.Tensor:
+    """``tensor`` in the leading corner of a tensor of ``shape`` filled with ``value`` (after a
+    layer grew: new units come last)."""
+    if tensor.shape == shape:
+        return tensor
+    out = torch.full(shape, value, dtype=tensor.dtype, device=tensor.device)
+    out[tuple(slice(0, n) for n in tensor.shape)] = tensor
+    return out
