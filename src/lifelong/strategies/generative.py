@@ -1,0 +1,307 @@
+"""Deep generative replay: a generator that remembers, so that no data has to be kept.
+
+Shin, Lee, Kim & Kim 2017, "Continual Learning with Deep Generative Replay" (§3): a *generator*
+G learns the inputs of every task seen so far and a *solver* S (the learner) trains on the new
+task's data interleaved with inputs x' ~ G_{t−1} drawn from the previous generator, labelled by
+the previous solver S_{t−1}. Their solver loss (§3.2, Eq. 1), with importance ratio r:
+
+    L(θ_t) = r · E_{(x,y)~D_t}[ℓ(S(x; θ_t), y)] + (1 − r) · E_{x'~G_{t−1}}[ℓ(S(x'; θ_t), S(x'; θ_{t−1}))]
+
+The generator learns continually the same way: on task t it trains on D_t mixed with its own
+earlier samples x' ~ G_{t−1}, from the snapshot taken before this task (§3.1).
+
+Options from van de Ven, Siegelmann & Tolias 2020 ("Brain-inspired replay", Methods; also van de
+Ven & Tolias 2019, "Three scenarios for continual learning", §4), used here where Shin et al.
+leave a choice open:
+
+* ``targets="soft"``: distillation — the replayed loss is Hinton et al.'s soft-target cross-entropy
+  ``T² · Σ_c −p_c(x'; θ_{t−1}, T) log p_c(x'; θ_t, T)`` with temperature T, instead of the hard
+  label ``argmax S(x'; θ_{t−1})`` (Shin et al.'s choice, the default here).
+* ``current_weight=None`` (default): r = 1/t, with t the number of tasks seen including the
+  current one, so every task weighs the same. A number fixes r as in Shin et al.
+* The replayed batch has as many samples as the current one (``replay_size=None``); the
+  generator is a VAE (Kingma & Welling 2014; see ``lifelong.models.vae``), conditional by default.
+* Class-incremental: the previous solver's targets cover only the classes it has seen; the new
+  classes get target probability 0 (so replayed inputs also learn "not a new class").
+
+What the condition is: ``condition="class"`` draws replayed inputs uniformly over the classes
+seen before; ``"task"`` draws them uniformly over the earlier tasks (rotations, permutations) and
+gives each its task id, which task-incremental streams need for their heads; ``"none"`` is Shin
+et al.'s unconditional generator. ``"auto"`` picks ``class`` for class-incremental streams and
+``task`` otherwise. The generator trains in ``after_task`` (after the solver, on the same task
+data) with its own Adam optimiser, for ``generator_epochs`` (default: the solver's epochs).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..data.streams import Stream, Task
+from ..errors import LifelongError
+from ..models.heads import mask_logits
+from ..models.vae import VAE
+from ..registry import STRATEGIES
+from .base import Batch, Strategy
+
+CONDITIONS = ("auto", "class", "task", "none")
+TARGETS = ("hard", "soft")
+
+
+@STRATEGIES.register(
+    "generative-replay",
+    "deep generative replay: a VAE replays past inputs labelled by the previous model (Shin 2017)",
+)
+class GenerativeReplay(Strategy):
+    """Train on new data mixed with generated past inputs labelled by the previous learner."""
+
+    name = "generative-replay"
+
+    def __init__(
+        self,
+        targets: str = "hard",
+        temperature: float = 2.0,
+        current_weight: float | None = None,
+        replay_size: int | None = None,
+        condition: str = "auto",
+        latent_dim: int = 32,
+        hidden: Sequence[int] | int = (400, 400),
+        generator_epochs: int | None = None,
+        generator_lr: float = 1e-3,
+    ) -> None:
+        hidden = [hidden] if isinstance(hidden, int) else [int(h) for h in hidden]
+        if targets not in TARGETS:
+            raise LifelongError(f"targets must be 'hard' or 'soft' (distillation), got {targets!r}")
+        if condition not in CONDITIONS:
+            raise LifelongError(f"condition must be one of {', '.join(CONDITIONS)}, got {condition!r}")
+        if not temperature > 0:
+            raise LifelongError(f"temperature must be > 0, got {temperature!r}")
+        if current_weight is not None and not 0 < current_weight <= 1:
+            raise LifelongError(f"current_weight must be in (0, 1] or None (1/t), got {current_weight!r}")
+        for label, value in (("replay_size", replay_size), ("generator_epochs", generator_epochs)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise LifelongError(f"{label} must be a positive integer or None, got {value!r}")
+        if not isinstance(latent_dim, int) or latent_dim < 1 or not hidden or min(hidden) < 1:
+            raise LifelongError("latent_dim and every hidden size must be positive integers")
+        if not generator_lr > 0:
+            raise LifelongError(f"generator_lr must be > 0, got {generator_lr!r}")
+        self.targets, self.temperature, self.current_weight = targets, float(temperature), current_weight
+        self.replay_size, self.condition = replay_size, condition
+        self.latent_dim, self.hidden = latent_dim, hidden
+        self.generator_epochs, self.generator_lr = generator_epochs, float(generator_lr)
+        self.generator_: dict[str, torch.Tensor] = {}
+        self.previous_: dict[str, torch.Tensor] = {}
+        self._rng = torch.Generator().manual_seed(0)
+        self._replayer: VAE | None = None
+
+    # ----------------------------------------------------------------- setup
+    def setup(self, stream: Stream, config) -> None:
+        super().setup(stream, config)
+        kind = self.condition
+        if kind == "auto":
+            kind = "class" if stream.scenario == "class" else "task"
+        if stream.task_aware and kind == "none":
+            raise LifelongError("task-incremental streams need a task id for replayed inputs; use "
+                                "condition='task' (or 'class' when tasks hold disjoint classes)")
+        mask = stream.class_mask()
+        if mask is not None and kind == "class" and bool((mask.sum(0) > 1).any()):
+            raise LifelongError("condition='class' cannot tell the task of a class that several "
+                                "tasks share; use condition='task'")
+        self.condition_ = kind
+        self.num_conditions_ = {"class": stream.num_classes, "task": len(stream), "none": 0}[kind]
+        self.class_task_ = mask.float().argmax(0) if mask is not None else None
+        self.input_shape_ = [int(s) for s in stream.input_shape]
+        self.seen_classes_ = torch.zeros(stream.num_classes, dtype=torch.bool)
+        self.tasks_seen_ = 0
+        self.generator_, self.previous_, self.generator_loss_ = {}, {}, []
+
+    def before_task(self, model: nn.Module, task: Task) -> nn.Module:
+        self._rng = torch.Generator().manual_seed(1_000_003 * getattr(self, "seed_", 0) + task.id)
+        device = next(model.parameters()).device
+        self._replayer = self._build_generator(device) if self.generator_ else None
+        return model
+
+    # ----------------------------------------------------------------- solver
+    def current_share(self) -> float:
+        """r: the weight of the current task's loss (1/t by default, t counting this task)."""
+        return self.current_weight if self.current_weight is not None else 1 / (self.tasks_seen_ + 1)
+
+    def loss(self, model: nn.Module, batch: Batch, task: Task) -> torch.Tensor:
+        x, y, t = batch
+        current = F.cross_entropy(self.logits(model, x, t), y)
+        if not self.previous_ or self._replayer is None:
+            return current
+        xr, tr, target = self.replay(model, self.replay_size or x.shape[0])
+        replayed = self.replay_loss(self.logits(model, xr, tr), target)
+        r = self.current_share()
+        return r * current + (1 - r) * replayed
+
+    def replay(self, model: nn.Module, n: int) -> Batch:
+        """``n`` generated inputs, their task ids, and the previous learner's targets for them
+        (hard labels, or soft-target probabilities at ``temperature``)."""
+        if self._replayer is None:
+            raise LifelongError("nothing to replay before the first task has been learned")
+        cond = self._draw_conditions(n)
+        x = self._replayer.sample(n, cond, self._rng)
+        if self.condition_ == "task":
+            t = cond
+        elif self.class_task_ is not None:
+            t = self.class_task_.to(x.device)[cond]
+        else:
+            t = torch.full((n,), self.tasks_seen_ - 1, dtype=torch.long, device=x.device)
+        with torch.no_grad():
+            old = functional_call(model, self.previous_, (x,))
+            old = mask_logits(old, t, self.class_mask_)
+            old = old.masked_fill(~self.seen_classes_.to(old.device), torch.finfo(old.dtype).min / 2)
+        if self.targets == "hard":
+            return x, t, old.argmax(dim=1)
+        return x, t, torch.softmax(old / self.temperature, dim=1)
+
+    def replay_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on hard labels, or T²-scaled soft-target cross-entropy (distillation)."""
+        if self.targets == "hard":
+            return F.cross_entropy(logits, target)
+        log_p = torch.log_softmax(logits / self.temperature, dim=1)
+        terms = torch.where(target > 0, target * log_p, torch.zeros_like(log_p))
+        return -(self.temperature**2) * terms.sum(dim=1).mean()
+
+    def _draw_conditions(self, n: int) -> torch.Tensor | None:
+        """Conditions for ``n`` replayed draws, uniform over what was seen before this task."""
+        if self.condition_ == "none":
+            return None
+        if self.condition_ == "task":
+            pool = torch.arange(self.tasks_seen_)
+        else:
+            pool = self.seen_classes_.nonzero().flatten()
+        device = next(self._replayer.parameters()).device if self._replayer is not None else "cpu"
+        return pool[torch.randint(len(pool), (n,), generator=self._rng)].to(device)
+
+    # ----------------------------------------------------------------- generator
+    def after_task(self, model: nn.Module, task: Task) -> None:
+        device = next(model.parameters()).device
+        self.train_generator(task, device)
+        self.previous_ = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.seen_classes_ = self.seen_classes_.clone()
+        self.seen_classes_[list(task.classes)] = True
+        self.tasks_seen_ += 1
+
+    def train_generator(self, task: Task, device: torch.device) -> list[float]:
+        """Fit the generator to ``task``'s inputs mixed with its own earlier samples (weighted
+        r and 1 − r as the solver); returns (and keeps) the mean loss of each epoch."""
+        vae = self._build_generator(device)
+        vae.train()
+        optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
+        x = task.x_train.to(device)
+        cond = {"class": task.y_train.to(device), "none": None,
+                "task": torch.full((x.shape[0],), task.id, dtype=torch.long, device=device)}
+        cond = cond[self.condition_]
+        epochs = self.generator_epochs or getattr(self.config, "epochs", 10)
+        batch_size = getattr(self.config, "batch_size", 128)
+        r, losses = self.current_share(), []
+        for _ in range(epochs):
+            total = torch.zeros((), device=device)
+            order = torch.randperm(x.shape[0], generator=self._rng).to(device)
+            for idx in order.split(batch_size):
+                loss = vae.loss(x[idx], None if cond is None else cond[idx], self._rng).mean()
+                if self._replayer is not None:
+                    n = self.replay_size or len(idx)
+                    c = self._draw_conditions(n)
+                    xr = self._replayer.sample(n, c, self._rng)
+                    loss = r * loss + (1 - r) * vae.loss(xr, c, self._rng).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach()
+            losses.append(float(total) / max(1, -(-x.shape[0] // batch_size)))
+        self.generator_ = {k: v.detach().cpu().clone() for k, v in vae.state_dict().items()}
+        self.generator_loss_ = losses
+        return losses
+
+    def _build_generator(self, device: torch.device | str = "cpu") -> VAE:
+        """The generator as a module: a copy of ``generator_``, or (before the first task) a
+        fresh one initialised from the run's seed without touching the global RNG."""
+        def make() -> VAE:
+            return VAE(self.input_shape_, self.latent_dim, self.hidden, self.num_conditions_)
+
+        if self.generator_:
+            with torch.device("meta"):
+                vae = make()
+            vae.load_state_dict({k: v.to(device).clone() for k, v in self.generator_.items()},
+                                assign=True)
+            return vae
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(getattr(self, "seed_", 0))
+            return make().to(device)
+
+    # ----------------------------------------------------------------- outputs
+    def sample(self, n: int, conditions: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        """``n`` inputs from the current generator (conditions: one class/task id per draw,
+        default uniform over everything seen), reproducible for a given ``seed``."""
+        if not self.generator_:
+            raise LifelongError("the generator has not been trained yet; sample after a task")
+        vae = self._build_generator("cpu").eval()
+        rng = torch.Generator().manual_seed(seed)
+        if conditions is None and self.condition_ != "none":
+            pool = (torch.arange(self.tasks_seen_) if self.condition_ == "task"
+                    else self.seen_classes_.nonzero().flatten())
+            conditions = pool[torch.randint(len(pool), (n,), generator=rng)]
+        return vae.sample(n, conditions, rng)
+
+    def artifacts(self, model: nn.Module, task: Task) -> dict[str, bytes]:
+        """A PNG grid of generated samples after each task: one row per seen class/task."""
+        if not self.generator_:
+            return {}
+        per_row = 8
+        if self.condition_ == "none":
+            rows, cond, labels = 8, None, None
+        else:
+            pool = (torch.arange(self.tasks_seen_) if self.condition_ == "task"
+                    else self.seen_classes_.nonzero().flatten())
+            rows, labels = len(pool), [f"{self.condition_} {int(c)}" for c in pool]
+            cond = pool.repeat_interleave(per_row)
+        images = self.sample(rows * per_row, cond, seed=getattr(self, "seed_", 0) + task.id)
+        title = f"generated after task {task.id} ({task.name})"
+        return {f"samples_task{task.id}.png": sample_grid_png(images, per_row, labels, title)}
+
+    def memory_bytes(self) -> int:
+        """The generator's and the previous learner's weights: no data is kept."""
+        kept = [*self.generator_.values(), *self.previous_.values()]
+        return int(sum(t.numel() * t.element_size() for t in kept))
+
+
+def sample_grid_png(
+    images: torch.Tensor, per_row: int, labels: list[str] | None, title: str
+) -> bytes:
+    """Render ``images`` (n, *shape) with values in [0, 1] as a PNG grid, ``per_row`` a row."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = images.shape[0]
+    if images.dim() == 4 and images.shape[1] in (1, 3):
+        tiles = images.permute(0, 2, 3, 1)  # (n, h, w, c)
+    elif images.dim() == 3:
+        tiles = images.unsqueeze(-1)
+    else:  # vectors: one row of pixels each
+        tiles = images.reshape(n, 1, -1, 1)
+    rows = -(-n // per_row)
+    pad = torch.zeros(rows * per_row - n, *tiles.shape[1:])
+    _, h, w, c = tiles.shape
+    grid = torch.cat([tiles.detach().cpu(), pad]).view(rows, per_row, h, w, c)
+    grid = grid.permute(0, 2, 1, 3, 4).reshape(rows * h, per_row * w, c).clamp(0, 1).numpy()
+    fig = Figure(figsize=(max(2.0, per_row * 0.6), max(1.5, rows * 0.6 * h / w + 0.5)))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([h * (i + 0.5) for i in range(rows)] if labels else [])
+    if labels:
+        ax.set_yticklabels(labels, fontsize=7)
+    ax.set_title(title, fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()

@@ -1,0 +1,219 @@
+"""Generative replay (Shin et al. 2017) and its VAE generator, on tiny synthetic streams."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import tiny_arrays
+from safetensors.torch import load_file, save_file
+
+import lifelong
+from lifelong.data import rotated
+from lifelong.errors import LifelongError
+from lifelong.models import make_model
+from lifelong.models.vae import VAE
+from lifelong.strategies.generative import GenerativeReplay
+
+SMALL = {"hidden": (32,), "latent_dim": 4}
+FAST = lifelong.TrainConfig(lr=1e-2, epochs=3, batch_size=16, device="cpu", eval_every_epoch=False)
+
+
+def small_model(stream, seed: int = 0):
+    torch.manual_seed(seed)
+    return make_model("mlp", stream.input_shape, stream.num_classes, hidden=(32,))
+
+
+def fit(stream, config=FAST, run_dir=None, **params):
+    strategy = GenerativeReplay(**{**SMALL, **params})
+    model, result = lifelong.fit(stream, small_model(stream), strategy, config, run_dir=run_dir)
+    return model, strategy, result
+
+
+def after_first_task(stream, **params):
+    """A strategy that has learned task 0 (generator included) and is about to start task 1."""
+    model, strategy = small_model(stream), GenerativeReplay(**{**SMALL, **params})
+    strategy.setup(stream, FAST)
+    strategy.before_task(model, stream[0])
+    strategy.after_task(model, stream[0])
+    strategy.before_task(model, stream[1])
+    return model, strategy
+
+
+# ----------------------------------------------------------------------------- the generator
+def test_negative_elbo_matches_hand_computed_value():
+    vae = VAE((1, 1, 2), latent_dim=1, hidden=(2,))
+    with torch.no_grad():
+        for layers, bias in ((vae.encoder, [0.5, math.log(2)]), (vae.decoder, [0.0, math.log(3)])):
+            layers[-1].weight.zero_()
+            layers[-1].bias.copy_(torch.tensor(bias))
+    # μ = 0.5, σ² = 2; x̂ = (sigmoid 0, sigmoid ln 3) = (1/2, 3/4) for x = (1, 0)
+    recon = -math.log(0.5) - math.log(1 - 0.75)
+    kl = 0.5 * (0.5**2 + 2 - math.log(2) - 1)
+    loss = vae.loss(torch.tensor([[[[1.0, 0.0]]]]))
+    assert loss.shape == (1,)
+    assert loss.item() == pytest.approx(recon + kl, rel=1e-6)
+
+
+def test_generator_loss_falls_on_a_tiny_task(tiny_class_stream):
+    strategy = GenerativeReplay(**SMALL, generator_epochs=15)
+    strategy.setup(tiny_class_stream, FAST)
+    strategy.before_task(small_model(tiny_class_stream), tiny_class_stream[0])
+    losses = strategy.train_generator(tiny_class_stream[0], torch.device("cpu"))
+    assert len(losses) == 15
+    assert losses[-1] < 0.8 * losses[0]
+    assert strategy.generator_loss_ == losses
+
+
+@pytest.mark.parametrize("condition", ["class", "none"])
+def test_samples_have_the_data_shape_and_range(tiny_class_stream, condition):
+    _, strategy, _ = fit(tiny_class_stream, condition=condition)
+    samples = strategy.sample(12, seed=1)
+    assert samples.shape == (12, *tiny_class_stream.input_shape)
+    assert samples.min() >= 0 and samples.max() <= 1
+    assert samples.std() > 0  # not one constant image
+
+
+def test_conditional_generator_draws_the_asked_class_old_ones_too(tiny_class_stream):
+    # each blob class lights up its own row (0, 1, 3, 4); classes 0 and 1 were learned in task 0
+    # and survive task 1 only through the generator's replay of its own samples
+    config = FAST.__class__(**{**FAST.__dict__, "epochs": 15})
+    _, strategy, _ = fit(tiny_class_stream, config=config, generator_lr=1e-2)
+    for c, row in enumerate((0, 1, 3, 4)):
+        profile = strategy.sample(16, torch.full((16,), c), seed=0).mean(dim=(0, 1, 3))
+        assert profile[row] > 0.6
+        assert torch.cat([profile[:row], profile[row + 1 :]]).max() < 0.3
+
+
+def test_save_and_load_give_identical_samples(tiny_class_stream, tmp_path):
+    _, strategy, _ = fit(tiny_class_stream)
+    tensors, structure = strategy.state_dict()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp_path / "state.safetensors")
+    restored = GenerativeReplay(**SMALL)
+    restored.load_state_dict(load_file(tmp_path / "state.safetensors"),
+                             json.loads(json.dumps(structure)))
+    assert torch.equal(restored.sample(10, seed=3), strategy.sample(10, seed=3))
+    assert not torch.equal(strategy.sample(10, seed=3), strategy.sample(10, seed=4))
+
+
+# ----------------------------------------------------------------------------- the solver
+def test_replayed_labels_come_from_the_previous_learner(tiny_class_stream):
+    model, strategy = after_first_task(tiny_class_stream)
+    previous = copy.deepcopy(model)
+    with torch.no_grad():  # the current learner now votes class 3 for everything
+        model.net[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 100.0]))
+    x, t, labels = strategy.replay(model, 64)
+    old = previous(x)[:, :2]  # the previous learner, on the classes it had seen (0 and 1)
+    assert torch.equal(labels, old.argmax(dim=1))
+    assert set(labels.tolist()) <= {0, 1}
+
+
+def test_soft_targets_are_the_previous_learners_tempered_softmax(tiny_class_stream):
+    model, strategy = after_first_task(tiny_class_stream, targets="soft", temperature=3.0)
+    x, _, targets = strategy.replay(model, 32)
+    expected = torch.softmax(model(x)[:, :2] / 3.0, dim=1)
+    assert torch.allclose(targets[:, :2], expected, atol=1e-6)
+    assert torch.all(targets[:, 2:] == 0)  # classes not seen yet get probability 0
+
+
+def test_distillation_loss_matches_hand_computed_value():
+    strategy = GenerativeReplay(targets="soft", temperature=2.0)
+    logits, target = torch.tensor([[1.0, 2.0, 0.0]]), torch.tensor([[0.2, 0.8, 0.0]])
+    log_z = math.log(math.exp(0.5) + math.exp(1.0) + 1.0)
+    expected = -(2.0**2) * (0.2 * (0.5 - log_z) + 0.8 * (1.0 - log_z))
+    assert strategy.replay_loss(logits, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("weight, replay_size, expected_r", [(None, None, 0.5), (0.8, 5, 0.8)])
+def test_replayed_share_of_each_batch_follows_the_options(
+    tiny_class_stream, weight, replay_size, expected_r
+):
+    model, strategy = after_first_task(tiny_class_stream, current_weight=weight,
+                                       replay_size=replay_size)
+    task = tiny_class_stream[1]
+    x, y = task.x_train[:8], task.y_train[:8]
+    batch = (x, y, task.train_ids()[:8])
+    seen = []
+    replay = strategy.replay
+    strategy.replay = lambda m, n: seen.append(n) or replay(m, n)
+    strategy._rng.manual_seed(7)
+    total = strategy.loss(model, batch, task)
+    assert seen == [replay_size or 8]
+    strategy._rng.manual_seed(7)  # the same draws again, to rebuild the loss by hand
+    xr, _, labels = replay(model, seen[0])
+    current, replayed = F.cross_entropy(model(x), y), F.cross_entropy(model(xr), labels)
+    assert strategy.current_share() == expected_r
+    assert total.item() == pytest.approx((expected_r * current + (1 - expected_r) * replayed).item())
+
+
+def test_first_task_trains_on_current_data_only(tiny_class_stream):
+    model, strategy = small_model(tiny_class_stream), GenerativeReplay(**SMALL)
+    strategy.setup(tiny_class_stream, FAST)
+    task = tiny_class_stream[0]
+    strategy.before_task(model, task)
+    batch = (task.x_train[:8], task.y_train[:8], task.train_ids()[:8])
+    assert strategy.loss(model, batch, task).item() == pytest.approx(
+        F.cross_entropy(model(batch[0]), batch[1]).item())
+
+
+# ----------------------------------------------------------------------------- whole runs
+def test_old_classes_survive_in_class_incremental(tiny_class_stream):
+    config = FAST.__class__(**{**FAST.__dict__, "epochs": 30})
+    _, _, replayed = fit(tiny_class_stream, config=config)
+    _, naive = lifelong.fit(tiny_class_stream, small_model(tiny_class_stream),
+                            lifelong.make_strategy("naive"), config)
+    assert naive.accuracy_matrix[-1][0] < 0.2  # plain fine-tuning forgets digits of task 0
+    assert replayed.accuracy_matrix[-1][0] > 0.8
+    assert replayed.accuracy_matrix[-1][1] > 0.8
+
+
+@pytest.mark.parametrize("stream_name", ["tiny_task_stream", "tiny_domain_stream"])
+def test_runs_on_task_and_domain_streams(stream_name, request, tmp_path):
+    stream = request.getfixturevalue(stream_name)
+    _, strategy, result = fit(stream, run_dir=tmp_path)
+    assert len(result.accuracy_matrix) == len(stream)
+    assert strategy.condition_ == "task"
+    pngs = sorted(p.name for p in tmp_path.glob("samples_task*.png"))
+    assert pngs == [f"samples_task{i}.png" for i in range(len(stream))]
+    assert (tmp_path / "samples_task0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_memory_is_the_generator_and_previous_learner(tiny_class_stream):
+    model, strategy, result = fit(tiny_class_stream)
+    vae = VAE(tiny_class_stream.input_shape, num_conditions=4, **SMALL)
+    expected = 4 * (sum(p.numel() for p in vae.parameters()) + sum(p.numel() for p in model.parameters()))
+    assert result.memory_bytes == [expected, expected]
+
+
+def test_same_seed_same_numbers(tiny_domain_stream):
+    _, first, a = fit(tiny_domain_stream, targets="soft")
+    _, second, b = fit(tiny_domain_stream, targets="soft")
+    assert a.accuracy_matrix == b.accuracy_matrix
+    assert all(torch.equal(first.generator_[k], second.generator_[k]) for k in first.generator_)
+    assert torch.equal(first.sample(5, seed=0), second.sample(5, seed=0))
+
+
+def test_made_by_name_with_options():
+    strategy = lifelong.make_strategy("generative-replay", targets="soft", replay_size=32)
+    assert isinstance(strategy, GenerativeReplay)
+    assert strategy.hyperparameters()["replay_size"] == 32
+
+
+@pytest.mark.parametrize("options", [{"targets": "argmax"}, {"temperature": 0}, {"condition": "x"},
+                                     {"current_weight": 1.5}, {"replay_size": 0}, {"hidden": ()},
+                                     {"generator_lr": -1.0}, {"generator_epochs": 2.5}])
+def test_bad_options_are_one_line_errors(options):
+    with pytest.raises(LifelongError):
+        GenerativeReplay(**options)
+
+
+def test_task_incremental_needs_a_conditional_generator(tiny_task_stream):
+    with pytest.raises(LifelongError, match="task id"):
+        GenerativeReplay(condition="none").setup(tiny_task_stream, FAST)
+    shared = rotated(angles=(0, 90), arrays=tiny_arrays(), scenario="task")
+    with pytest.raises(LifelongError, match="condition='task'"):
+        GenerativeReplay(condition="class").setup(shared, FAST)
