@@ -21,9 +21,10 @@ Accuracy goals are measured on a held-out slice (``holdout``) of the task's TRAI
 on its test set: a_k is that accuracy after picking (and growing). Task k then predicts with
     W_k = W ⊙ (owner = k) + W ⊙ pick_k ⊙ (owner < k)      (and its own output layer),
 which later tasks never change: forgetting is zero by construction. Biases are trained with
-the first task only; new units' biases are zero. The pick mask is fixed (binarised) during
-compacting, and — a simplification of the paper — the network grows by whole layers' fractions
-rather than by a searched number of filters.
+the first task only; new units' biases are zero. Released weights are zeroed, and redrawn from
+the default initialisation when the next task starts (as in ``packnet``). The pick mask is
+fixed (binarised) during compacting, and — a simplification of the paper — the network grows
+by a fraction of every hidden layer's width rather than by a searched number of filters.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .masks import (
     layer_roles,
     owned,
     pad_to,
+    redraw_free,
     retrain,
     route_by_task,
     split_holdout,
@@ -110,6 +112,7 @@ class CPG(Strategy):
         if full:  # growing because it must: a layer has no free weight for the new task
             self._grow(model, task, f"no free weight left in {full[0]!r}")
         if task.id > 0:
+            redraw_free(model, self.owner_, self._seed(task, 998))
             params = dict(model.named_parameters())
             self._scores = {n: torch.full_like(params[n], self.mask_init, requires_grad=True)
                             for n in self.owner_}

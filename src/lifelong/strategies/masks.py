@@ -141,3 +141,20 @@ def pad_to(tensor: torch.Tensor, shape: torch.Size, value: float | bool = 0) -> 
     out = torch.full(shape, value, dtype=tensor.dtype, device=tensor.device)
     out[tuple(slice(0, n) for n in tensor.shape)] = tensor
     return out
+
+
+@torch.no_grad()
+def redraw_free(model: nn.Module, owner: dict[str, torch.Tensor], seed: int) -> None:
+    """Give the free weights fresh values from PyTorch's default initialisation,
+    U(−1/√fan_in, 1/√fan_in), drawn from a generator seeded by ``seed``.
+
+    Released weights were zeroed; trained from zero with small optimiser steps (the homework's
+    Adam at 1e-4) they barely move, so a new task starts them like a freshly built layer.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    params = dict(model.named_parameters())
+    for name, own in owner.items():
+        param = params[name]
+        bound = 1.0 / param[0].numel() ** 0.5
+        fresh = (torch.rand(param.shape, generator=generator) * 2 - 1).mul_(bound).to(param.device)
+        param.copy_(torch.where(own == FREE, fresh.to(param.dtype), param))

@@ -4,7 +4,9 @@ Iterative Pruning" (CVPR 2018, arXiv:1711.05769).
 One fixed network is packed with tasks one after another (Sec. 3, Fig. 1):
 
 1. *train* task t on the weights still free (the loop's epochs); the weights of tasks < t are
-   used but frozen (gradient mask);
+   used but frozen (gradient mask). The free weights, zeroed when released, are first redrawn
+   from the default initialisation (our choice: with the homework's small Adam steps, weights
+   trained from zero barely move and later tasks learn little);
 2. *prune*: in every layer, release the fraction ``prune`` of those free weights with the
    smallest magnitude (set to zero; free again for later tasks) — the rest are task t's;
 3. *retrain* briefly (``retrain_epochs``) with only task t's kept weights trainable;
@@ -31,7 +33,7 @@ from ..errors import LifelongError
 from ..models.columns import check_chain, parse_chain
 from ..registry import STRATEGIES
 from .base import Strategy
-from .masks import FREE, Freeze, keep_largest, layer_roles, owned, retrain, route_by_task
+from .masks import FREE, Freeze, keep_largest, layer_roles, owned, redraw_free, retrain, route_by_task
 
 
 @STRATEGIES.register("packnet", "PackNet: prune and freeze a share of one network per task")
@@ -71,6 +73,8 @@ class PackNet(Strategy):
                 f"each task keeps {1 - self.prune:.0%} of the weights still free; raise prune "
                 f"(now {self.prune}) to leave more for later tasks, or use a wider model"
             )
+        if task.id > 0:
+            redraw_free(model, self.owner_, int(getattr(self, "seed_", 0)) * 1009 + task.id)
         trainable = {n: self.owner_[n] == FREE for n in weights}
         self._freeze = Freeze(model, self._with_heads(trainable, heads, biases, task))
         return model

@@ -1,0 +1,115 @@
+"""Resource allocation (PNN, PackNet, CPG) beside naive, joint and each task trained alone.
+
+Streams: split MNIST task-incremental (5 tasks of 2 digits) and rotated MNIST with task
+identities (5 angles, 0–80°), on the embedded 5,000 digits; the homework MLP (1024-512-256).
+Prints ACC, BWT, parameters at the end (and × the base network), strategy memory, and wall time
+relative to naive measured in the same process, plus the goals: BWT = 0, ACC within 1 point of
+training each task alone (a fresh model per task, same protocol), CPG's final size ≤ 1.5×.
+
+Full protocol (the homework's 10 epochs):
+    python benchmarks/resource_allocation.py --epochs 10
+Reduced run used for docs/resource-allocation.md on the shared 2-core machine:
+    OMP_NUM_THREADS=1 python benchmarks/resource_allocation.py --epochs 3 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+import lifelong as ll
+from lifelong.data.streams import Stream, Task
+from lifelong.train import run_stream
+
+METHODS = ("naive", "joint", "pnn", "packnet", "cpg")
+
+
+def make_stream(name: str, seed: int) -> Stream:
+    if name == "split":
+        return ll.make_benchmark("split-mnist", scenario="task", seed=seed)
+    return ll.make_benchmark("rotated-mnist", scenario="task", seed=seed)
+
+
+def new_model(stream: Stream, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return ll.make_model("mlp", stream.input_shape, stream.num_classes)
+
+
+def run(stream: Stream, method: str, config: ll.TrainConfig) -> dict:
+    model = new_model(stream, config.seed)
+    strategy = ll.make_strategy(method)
+    start = time.perf_counter()
+    _, state = run_stream(stream, model, strategy, config)
+    seconds = time.perf_counter() - start
+    metrics = ll.train.summarize(state)
+    row = {"method": method, "acc": metrics["acc"], "bwt": metrics["bwt"], "seconds": seconds,
+           "parameters": state.model_sizes[-1]["parameters"],
+           "sizes": [s["parameters"] for s in state.model_sizes],
+           "memory_bytes": state.memory_bytes[-1],
+           "diagonal": [r[i] for i, r in enumerate(state.accuracy_matrix)]}
+    if method == "cpg":
+        row["cpg_log"] = strategy.log_
+    return row
+
+
+def alone(stream: Stream, config: ll.TrainConfig) -> dict:
+    """Each task trained alone: a fresh model per task, the same protocol (the ACC reference)."""
+    accuracies, start = [], time.perf_counter()
+    for task in stream:
+        single = Task(0, task.name, task.x_train, task.y_train, task.x_test, task.y_test, task.classes)
+        one = Stream(stream.name, [single], stream.scenario, stream.input_shape, stream.num_classes)
+        model = new_model(stream, config.seed)
+        _, state = run_stream(one, model, ll.make_strategy("naive"), config)
+        accuracies.append(state.accuracy_matrix[0][0])
+    base = sum(p.numel() for p in new_model(stream, 0).parameters())
+    return {"method": "alone", "acc": sum(accuracies) / len(accuracies), "bwt": 0.0,
+            "seconds": time.perf_counter() - start, "parameters": base * len(stream),
+            "memory_bytes": 0, "diagonal": accuracies}
+
+
+def report(name: str, rows: list[dict], base: int) -> None:
+    naive = next(r["seconds"] for r in rows if r["method"] == "naive")
+    reference = next(r["acc"] for r in rows if r["method"] == "alone")
+    print(f"\n{name}: base network {base:,} parameters")
+    print("| method | ACC % | BWT % | ACC − alone (points) | parameters at end | × base "
+          "| memory MB | time × naive |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['method']} | {100 * r['acc']:.2f} | {100 * r['bwt']:+.2f} | "
+              f"{100 * (r['acc'] - reference):+.2f} | {r['parameters']:,} | {r['parameters'] / base:.2f} | "
+              f"{r['memory_bytes'] / 1e6:.1f} | {r['seconds'] / naive:.2f} |")
+    for r in rows:
+        if r["method"] == "cpg":
+            for entry in r["cpg_log"]:
+                print("  cpg", {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", default="split,rotated")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="write every row to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = ll.preset("homework", epochs=args.epochs, seed=args.seed, device="cpu",
+                       eval_every_epoch=False)
+    everything = {}
+    for name in args.streams.split(","):
+        stream = make_stream(name, args.seed)
+        rows = [run(stream, m, config) for m in args.methods.split(",")] + [alone(stream, config)]
+        base = sum(p.numel() for p in new_model(stream, 0).parameters())
+        report(name, rows, base)
+        everything[name] = rows
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(everything, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
