@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_arrays
+from conftest import idx_folder, tiny_arrays
 from safetensors.torch import load_file, save_file
 
 import lifelong as ll
@@ -142,3 +142,32 @@ def test_the_same_seed_gives_the_same_run(method):
     first, second = train(method, stream)[2], train(method, stream)[2]
     assert first.accuracy_matrix == second.accuracy_matrix
     assert first.model_sizes == second.model_sizes
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_before_task(task: int):
+    def progress(event):
+        if event["event"] == "task_start" and event["task"] == task:
+            raise Stop
+    return progress
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_run_interrupted_after_a_task_resumes_to_identical_numbers(method, tmp_path):
+    """Through the library's checkpoints: masks, columns and grown units come back exactly."""
+    data = idx_folder(tmp_path / "data", tiny_arrays())
+    options = {"max_sparsity": 0.0} if method == "cpg" else {}  # cpg: grows at tasks 1 and 2
+    cfg = ll.RunConfig(benchmark="rotated-mnist", strategy=method, strategy_options=options,
+                       benchmark_options={"source": str(data), "angles": [0, 45, 90], "scenario": "task"},
+                       model_options={"hidden": [16, 8]},
+                       train=ll.TrainConfig(epochs=2, lr=0.01, batch_size=32, device="cpu"))
+    whole = ll.run(cfg, out=tmp_path / "whole")
+    with pytest.raises(Stop):
+        ll.run(cfg, out=tmp_path / "cut", progress=stop_before_task(2))
+    resumed = ll.run(cfg, out=tmp_path / "cut")
+    assert resumed.extra == {"resumed_after_task": 2}
+    assert resumed.accuracy_matrix == whole.accuracy_matrix
+    assert resumed.model_sizes == whole.model_sizes and resumed.memory_bytes == whole.memory_bytes
