@@ -42,12 +42,12 @@ def protocol_stream(tasks: int, train_per_task: int, seed: int):
 def strategy_options(name: str, args: argparse.Namespace) -> dict:
     memories = args.memories
     return {
-        "gem": {"memory_per_task": memories, "margin": args.margin},
+        "gem": {"memory_per_task": memories, "margin": args.margin, "eps": args.gem_eps},
         "agem": {"memory_per_task": memories, "ref_batch_size": memories},
         # the same total budget as GEM holds at the end of the stream
         "replay": {"buffer_size": memories * args.tasks, "policy": args.replay_policy},
         "lwf": {"lam": args.lwf_lam, "temperature": 2.0},
-        "ewc": {"lam": args.ewc_lam} if args.ewc_lam is not None else {},
+        "ewc": {"lam": args.ewc_lam},
     }.get(name, {})
 
 
@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--memories", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--margin", type=float, default=0.5)
-    parser.add_argument("--ewc-lam", type=float, default=None, help="default: ewc's own default")
+    parser.add_argument("--gem-eps", type=float, default=1e-3)
+    parser.add_argument("--ewc-lam", type=float, default=1.0,
+                        help="1 was best of 0.1/1/3/10 here; 3 and more diverge at SGD lr 0.1")
     parser.add_argument("--lwf-lam", type=float, default=1.0)
     parser.add_argument("--replay-policy", default="reservoir")
     parser.add_argument("--seed", type=int, default=0)

@@ -11,6 +11,7 @@ import lifelong as ll
 from lifelong.strategies.agem import agem_project
 from lifelong.strategies.gem import flat_grad
 from lifelong.strategies.memory import append_task_memory, tensor_bytes
+from lifelong.strategies.qp import solve_nonneg_qp
 
 FAST = ll.TrainConfig(optimizer="sgd", lr=0.05, batch_size=10, epochs=1, device="cpu", seed=2)
 
@@ -53,18 +54,20 @@ def past_gradients(model, strategy):
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("margin", [0.0, 0.5])
-def test_gem_projection_removes_every_conflict(tiny_domain_stream, margin):
+@pytest.mark.parametrize("margin, eps", [(0.0, 0.0), (0.5, 0.0), (0.5, 1e-3)])
+def test_gem_projection_removes_every_conflict(tiny_domain_stream, margin, eps):
     stream = tiny_domain_stream
     model = model_for(stream)
-    strategy = gem_with_memory("gem", stream, margin=margin)
+    strategy = gem_with_memory("gem", stream, margin=margin, eps=eps)
     G = past_gradients(model, strategy)
     g = backward_on(model, strategy, stream[2])
     assert (G @ g < 0).any(), "the test needs a conflict to start from"
     strategy.after_backward(model)
     projected = flat_grad(list(model.parameters()))
     assert not torch.allclose(projected, g)
-    assert (G @ projected >= -1e-5 * G.norm(dim=1) * projected.norm()).all()
+    # exact KKT bound: eps·I in the dual loosens constraint k to ⟨g̃, g_k⟩ ≥ −eps·v*_k
+    v = solve_nonneg_qp(G @ G.T + eps * torch.eye(2), G @ g, lower=margin)
+    assert (G @ projected >= -eps * v - 1e-5 * G.norm(dim=1) * projected.norm()).all()
 
 
 def test_gem_projection_is_the_closest_non_conflicting_gradient():
@@ -98,7 +101,7 @@ def test_gem_projection_copes_with_identical_past_gradients():
     row, g = torch.tensor(rng.normal(size=10)), torch.tensor(rng.normal(size=10))
     g = g - 2 * (g @ row).clamp_min(0) / (row @ row) * row - 0.1 * row  # make g conflict
     G = torch.stack([row, row, torch.tensor(rng.normal(size=10))])
-    projected = ll.make_strategy("gem", margin=0.0).project(g, G)
+    projected = ll.make_strategy("gem", margin=0.0, eps=0.0).project(g, G)
     assert (G @ g < 0).any() and (G @ projected >= -1e-9).all()
 
 

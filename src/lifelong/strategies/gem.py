@@ -18,9 +18,11 @@ Margin γ (``margin``): the paper says that "adding a small constant γ ≥ 0 to
 backward transfer. We implement it as the authors' code does, as the bound v ≥ γ in the dual
 (i.e. v* = γ + u* with u ≥ 0), rather than adding γ after solving: the bound keeps every
 constraint ⟨g̃, g_k⟩ ≥ 0 satisfied, while adding γ afterwards can break them when two past
-tasks' gradients conflict with each other. ``eps`` adds eps·I to G Gᵀ; the authors' code uses
-1e-3, but that loosens every constraint by eps·v_k (visible when gradients are small), so our
-default is 0 — the solver copes with a singular G Gᵀ by least squares.
+tasks' gradients conflict with each other. ``eps`` adds eps·I to G Gᵀ as the authors' code
+does (1e-3): it loosens each constraint to ⟨g̃, g_k⟩ ≥ −eps·v*_k but keeps v* bounded when the
+past gradients are nearly collinear (neighbouring rotations). On the 20-task rotated-MNIST
+protocol eps=1e-3 gave ACC 0.88 / BWT +0.04 and eps=0 (exact constraints) 0.82 / −0.03 (see
+docs/episodic-memory.md). With eps=0 a singular G Gᵀ is handled by least squares.
 
 Memory: the paper stores examples of each task (its code: a ring buffer of the last m seen);
 we store ``m`` examples drawn uniformly from the task's training data when the task ends —
@@ -94,7 +96,7 @@ class GEM(SeededRandom, Strategy):
 
     name = "gem"
 
-    def __init__(self, memory_per_task: int = 256, margin: float = 0.5, eps: float = 0.0,
+    def __init__(self, memory_per_task: int = 256, margin: float = 0.5, eps: float = 1e-3,
                  memory_grads: str = "batched") -> None:
         check_memory_options(memory_per_task)
         if margin < 0:
