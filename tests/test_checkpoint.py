@@ -201,3 +201,20 @@ def test_optimizer_state_round_trips_exactly():
     for a, b in zip(opt.state_dict()["state"].values(), fresh.state_dict()["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in ("exp_avg", "exp_avg_sq", "step"))
     assert fresh.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+@pytest.mark.parametrize("strategy", ["ewc", "mas", "si", "rwalk", "scp"])
+def test_homework_methods_resume_to_identical_numbers(tmp_path, data_dir, strategy):
+    from lifelong.registry import STRATEGIES
+    from lifelong.strategies import load_all
+
+    load_all()
+    if strategy not in STRATEGIES:
+        pytest.skip(f"{strategy} is not registered")
+    cfg = config(data_dir, strategy, epochs=1)
+    whole = ll.run(cfg, out=tmp_path / "whole")
+    with pytest.raises(Interrupt):
+        ll.run(cfg, out=tmp_path / "cut", progress=stop_at(2))
+    resumed = ll.run(cfg, out=tmp_path / "cut")
+    assert resumed.extra == {"resumed_after_task": 2}
+    same_numbers(whole, resumed)
