@@ -202,3 +202,25 @@ def test_tensorboard_logger_writes_every_epoch_scalar(data_dir, tmp_path):
     assert seen == [(p["seen_mean"], i) for i, p in enumerate(result.curve, start=1)]
     assert ("accuracy/rot90", result.curve[-1]["accuracy"][2], 6) in calls
     assert calls[-1] == ("close",)
+
+
+def test_run_takes_a_hyperparameter_preset_under_explicit_params(tmp_path, data_dir):
+    importance = pytest.importorskip("lifelong.strategies.importance")
+    args = ["run", "--strategy", "si", "--hparams", "course", "--param", "xi=0.5", "--data",
+            str(data_dir), "--epochs", "1", "--batch-size", "32", "--device", "cpu",
+            "--mopt", "hidden=[8]", "--out", str(tmp_path)]
+    assert main(args) == 0
+    (run_dir,) = tmp_path.iterdir()
+    options = json.loads((run_dir / "config.json").read_text())["strategy_options"]
+    assert options == {**importance.hyperparameter_preset("course", "si"), "xi": 0.5}
+
+
+def test_executor_mistakes_are_one_line_errors(tmp_path, data_dir, monkeypatch, capsys):
+    base = ["compare", "--strategies", "naive", "--data", str(data_dir), "--out", str(tmp_path)]
+    assert main([*base, "--executor", "slurm"]) == 2
+    assert "unknown executor 'slurm'; choose local or ray" in capsys.readouterr().err
+    assert main([*base, "--jobs", "0"]) == 2
+    assert "--jobs must be a positive integer" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    assert main([*base, "--executor", "ray"]) == 2
+    assert "--executor ray needs Ray: pip install 'lifelong[ray]'" in capsys.readouterr().err

@@ -181,11 +181,12 @@ def compare(
     naming the runs that failed (after writing the report of the others).
     """
     from .data.benchmarks import make_benchmark
-    from .executors import execute
+    from .executors import check_executor, execute
     from .progress import TensorBoardLogger
     from .report import write_report
 
     out = Path(out)
+    check_executor(executor, jobs)
     comparison.validate()
     runs = comparison.plan()
     streams = {b.label: make_benchmark(b.name, **b.options) for b in comparison.benchmarks}

@@ -40,6 +40,13 @@ def thread_budget(jobs: int) -> int:
     return max(1, cores() // max(1, jobs))
 
 
+def check_executor(executor: str, jobs: int) -> None:
+    if executor not in EXECUTORS:
+        raise LifelongError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise LifelongError(f"--jobs must be a positive integer, got {jobs!r}")
+
+
 def execute(
     runs: list,
     runs_dir: Path,
@@ -51,10 +58,7 @@ def execute(
     on_result: Callable[[Any, RunResult], None] | None = None,
 ) -> tuple[dict[str, RunResult], dict[str, str]]:
     """Run every ``PlannedRun`` not already finished; returns (results, failures by label)."""
-    if executor not in EXECUTORS:
-        raise LifelongError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
-    if not isinstance(jobs, int) or jobs < 1:
-        raise LifelongError(f"--jobs must be a positive integer, got {jobs!r}")
+    check_executor(executor, jobs)
     display = display or _Silent()
     streams = streams or {}
     display.start([(r.config.run_id(), r.label, _units(r, streams)) for r in runs])
