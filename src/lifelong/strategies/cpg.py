@@ -86,6 +86,7 @@ class CPG(Strategy):
         self.heads_: dict[str, dict[str, torch.Tensor]] = {}
         self.base_widths_: list[int] = []
         self.widths_: list[int] = []
+        self.task_widths_: dict[str, list[int]] = {}
         self.log_: list[dict] = []
         self.tasks_done_ = 0
         self._freeze: Freeze | None = None
@@ -146,6 +147,7 @@ class CPG(Strategy):
         _, heads, _ = layer_roles(model, "cpg")
         params = dict(model.named_parameters())
         self.heads_[str(task.id)] = {n: params[n].detach().clone() for n in heads}
+        self.task_widths_[str(task.id)] = list(self.widths_)
         free = sum(int((o == FREE).sum()) for o in self.owner_.values())
         self.log_.append({"task": task.id, "holdout_acc": accuracy, "goal": accuracy - self.tolerance,
                           "compacted_acc": final, "sparsity": sparsity, "picked": picked,
@@ -234,7 +236,26 @@ class CPG(Strategy):
             effective[n] = params[n] * mask
         if not learning:
             effective.update(self.heads_[str(t)])
+            effective = self._as_grown_then(model, effective, self.task_widths_[str(t)])
         return functional_call(model, effective, (x,))
+
+    def _as_grown_then(self, model: nn.Module, effective: dict[str, torch.Tensor],
+                       widths: list[int]) -> dict[str, torch.Tensor]:
+        """Cut the layers back to the widths they had when the task was learned. Units grown
+        later add exact zeros to an old task's sums; leaving them out keeps its computation —
+        and so its logits — bit for bit what they were (the summation order stays the same)."""
+        if widths == self.widths_:
+            return effective
+        chain = parse_chain(model, "cpg")
+        params = dict(model.named_parameters())
+        for i, (name, layer) in enumerate(zip(chain.names, chain.layers)):
+            weight = effective.get(f"{name}.weight", params[f"{name}.weight"])
+            rows = widths[i] if i < len(widths) else weight.shape[0]
+            cols = weight.shape[1] if i == 0 else weight.shape[1] // self.widths_[i - 1] * widths[i - 1]
+            effective[f"{name}.weight"] = weight[:rows, :cols].contiguous()
+            if layer.bias is not None:
+                effective[f"{name}.bias"] = effective.get(f"{name}.bias", layer.bias)[:rows].contiguous()
+        return effective
 
     def _pick(self, name: str, t: int, learning: bool) -> torch.Tensor:
         """Task t's pick mask: binary; while it is learned, straight-through to the scores."""
