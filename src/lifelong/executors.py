@@ -15,9 +15,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue as queue_module
+import signal
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,7 @@ def _init_worker(events: Any, threads: int) -> None:
     global _EVENTS
     _EVENTS = events
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops the workers
 
 
 def _worker(config: dict[str, Any], runs_dir: str, reuse: bool, key: str) -> dict[str, Any]:
@@ -134,37 +135,36 @@ def _worker(config: dict[str, Any], runs_dir: str, reuse: bool, key: str) -> dic
 
 
 def _processes(todo: list, runs_dir: Path, jobs: int, reuse: bool, display, finished) -> None:
-    ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
+    """A pool of spawned processes (fork after torch has started threads can deadlock); on
+    Ctrl-C or an error the workers are terminated — their last checkpoints stay valid."""
+    ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(events, thread_budget(jobs))) as pool:
-        pending = {pool.submit(_worker, r.config.to_dict(), str(runs_dir), reuse,
-                               r.config.run_id()): r for r in todo}
-        try:
-            while pending:
-                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(events, display)
-                for future in done:
-                    run = pending.pop(future)
-                    try:
-                        result = RunResult.from_dict(future.result())
-                    except LifelongError as exc:
-                        finished(run, None, str(exc))
-                    else:
-                        finished(run, result)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(events, thread_budget(jobs))) as pool:
+        pending = [(r, pool.apply_async(_worker, (r.config.to_dict(), str(runs_dir), reuse,
+                                                  r.config.run_id()))) for r in todo]
+        while pending:
+            _drain(events, display, timeout=0.2)
+            for item in [p for p in pending if p[1].ready()]:
+                pending.remove(item)
+                run, handle = item
+                try:
+                    result = RunResult.from_dict(handle.get())
+                except LifelongError as exc:
+                    finished(run, None, str(exc))
+                else:
+                    finished(run, result)
         _drain(events, display)
 
 
-def _drain(events: Any, display) -> None:
+def _drain(events: Any, display, timeout: float = 0.0) -> None:
+    """Forward queued progress events; waits up to ``timeout`` for the first one."""
     while True:
         try:
-            key, event = events.get_nowait()
+            key, event = events.get(timeout=timeout) if timeout else events.get_nowait()
         except queue_module.Empty:
             return
         display.event(key, event)
+        timeout = 0.0
 
 
 # ------------------------------------------------------------------ ray
