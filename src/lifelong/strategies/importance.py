@@ -42,13 +42,13 @@ HYPERPARAMETER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "scp": {"lam": 100.0, "slices": 100},
     },
     "tuned": {  # the defaults: reduced search on rotated MNIST (docs/regularisation.md)
-        "l2": {"lam": 1.0},
+        "l2": {"lam": 0.3},
         "ewc": {"lam": 1000.0},
         "online-ewc": {"lam": 1000.0},
-        "mas": {"lam": 10.0},
-        "si": {"lam": 10.0, "xi": 0.1},
-        "rwalk": {"lam": 100.0},
-        "scp": {"lam": 1000.0, "slices": 100},
+        "mas": {"lam": 1.0},
+        "si": {"lam": 10000.0, "xi": 0.1},
+        "rwalk": {"lam": 30000.0},
+        "scp": {"lam": 3000.0, "slices": 100},
     },
 }
 

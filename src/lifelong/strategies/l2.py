@@ -24,7 +24,7 @@ class L2(QuadraticPenalty):
     name = "l2"
     default_merge = "latest"
 
-    def __init__(self, lam: float = 1.0, merge: str | None = None, gamma: float = 1.0) -> None:
+    def __init__(self, lam: float = 0.3, merge: str | None = None, gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
 
     def estimate(self, model: nn.Module, task: Task) -> Params:

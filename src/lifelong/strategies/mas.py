@@ -29,7 +29,7 @@ class MAS(QuadraticPenalty):
     name = "mas"
     default_merge = "sum"
 
-    def __init__(self, lam: float = 10.0, samples: int | None = None, merge: str | None = None,
+    def __init__(self, lam: float = 1.0, samples: int | None = None, merge: str | None = None,
                  gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
         self.samples = check_count("samples", samples, allow_none=True)

@@ -36,7 +36,7 @@ class RWalk(QuadraticPenalty):
     name = "rwalk"
     default_merge = "latest"
 
-    def __init__(self, lam: float = 100.0, alpha: float = 0.1, epsilon: float = 0.1,
+    def __init__(self, lam: float = 30000.0, alpha: float = 0.1, epsilon: float = 0.1,
                  merge: str | None = None, gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
         self.alpha = check_number("alpha", alpha, 0.0, inclusive=False, high=1.0)

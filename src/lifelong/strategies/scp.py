@@ -34,7 +34,7 @@ class SCP(QuadraticPenalty):
     name = "scp"
     default_merge = "sum"
 
-    def __init__(self, lam: float = 1000.0, slices: int = 100, samples: int | None = None,
+    def __init__(self, lam: float = 3000.0, slices: int = 100, samples: int | None = None,
                  merge: str | None = None, gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
         self.slices = check_count("slices", slices)

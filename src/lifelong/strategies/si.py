@@ -33,7 +33,7 @@ class SI(QuadraticPenalty):
     name = "si"
     default_merge = "sum"
 
-    def __init__(self, lam: float = 10.0, xi: float = 0.1, merge: str | None = None,
+    def __init__(self, lam: float = 10000.0, xi: float = 0.1, merge: str | None = None,
                  gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
         self.xi = check_number("xi", xi, 0.0, inclusive=False)
