@@ -39,9 +39,20 @@ def new_model(stream: Stream, seed: int) -> torch.nn.Module:
     return ll.make_model("mlp", stream.input_shape, stream.num_classes)
 
 
+def parse_method(spec: str) -> tuple[str, dict]:
+    """``cpg:mask_lr=1e-3;tolerance=0.005`` → ("cpg", {"mask_lr": 0.001, "tolerance": 0.005})."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(";")):
+        key, _, value = item.partition("=")
+        options[key] = json.loads(value)
+    return name, options
+
+
 def run(stream: Stream, method: str, config: ll.TrainConfig) -> dict:
     model = new_model(stream, config.seed)
-    strategy = ll.make_strategy(method)
+    name, options = parse_method(method)
+    strategy = ll.make_strategy(name, **options)
     start = time.process_time()
     _, state = run_stream(stream, model, strategy, config)
     seconds = time.process_time() - start
@@ -51,7 +62,7 @@ def run(stream: Stream, method: str, config: ll.TrainConfig) -> dict:
            "sizes": [s["parameters"] for s in state.model_sizes],
            "memory_bytes": state.memory_bytes[-1],
            "diagonal": [r[i] for i, r in enumerate(state.accuracy_matrix)]}
-    if method == "cpg":
+    if name == "cpg":
         row["cpg_log"] = strategy.log_
     return row
 
@@ -83,15 +94,17 @@ def report(name: str, rows: list[dict], base: int) -> None:
               f"{100 * (r['acc'] - reference):+.2f} | {r['parameters']:,} | {r['parameters'] / base:.2f} | "
               f"{r['memory_bytes'] / 1e6:.1f} | {r['seconds'] / naive:.2f} |")
     for r in rows:
-        if r["method"] == "cpg":
+        if r["method"].startswith("cpg"):
             for entry in r["cpg_log"]:
-                print("  cpg", {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()})
+                rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}
+                print(f"  {r['method']}", rounded)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", default="split,rotated")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated; options as name:key=value;key=value")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
