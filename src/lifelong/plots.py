@@ -39,7 +39,7 @@ def seen_mean_series(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
 def learning_curve(groups: Groups, title: str = "") -> Figure:
     """One line per method (mean over seeds, shaded 95% CI with several seeds), task
     boundaries as dashed vertical lines, tasks named on the x axis."""
-    fig = Figure(figsize=(9, 5), layout="constrained")
+    fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.add_subplot()
     task_names: list[str] = []
     colors = _colors(len(groups))
@@ -68,7 +68,7 @@ def learning_curve(groups: Groups, title: str = "") -> Figure:
     ax.set_xlabel("training time (epochs within each task; dotted lines = new task)")
     ax.set_title(title or "Learning curve")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="lower left", fontsize="small", framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     return fig
 
 

@@ -181,16 +181,18 @@ def html_page(folder: Path, collected: Collected) -> str:
             f'seen so far after every epoch; dotted lines mark a new task.'
             f'{" Bands: 95% confidence interval over seeds." if len(rows) and rows[0]["seeds"] > 1 else ""}'
             f'</figcaption></figure>'
-            f'<table class="results" id="results-{slug}"><thead>{head}</thead><tbody>{body}</tbody></table>'
+            f'<div style="overflow-x:auto"><table class="results" id="results-{slug}">'
+            f'<thead>{head}</thead><tbody>{body}</tbody></table></div>'
             f'<figure class="heatmaps"><img alt="accuracy matrices of {html.escape(bench)}" '
             f'src="data:image/png;base64,{heat}"><figcaption>Row i: after training task i; column '
             f'j: accuracy on task j.</figcaption></figure></section>')
     protocol = ", ".join(f"{k}={v}" for k, v in train.items() if k != "seed")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lifelong comparison</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-svg,img{{max-width:100%;height:auto}} table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}} td:first-child{{text-align:left}}
+<style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}}
+svg,img{{max-width:100%;height:auto}} figure.learning-curve svg{{width:100%}}
+table{{border-collapse:collapse;margin:1em 0}} td:first-child{{text-align:left}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}}
 figcaption{{color:#555;font-size:.9em}}</style></head><body>
 <h1>lifelong comparison</h1>
 <p>Protocol: {html.escape(protocol)}. Environment: Python {env.get("python", "?")}, torch
