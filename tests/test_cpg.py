@@ -107,3 +107,13 @@ def test_growing_adds_units_when_the_goal_is_not_met(monkeypatch):
 def test_bad_hyperparameters_are_refused(options, message):
     with pytest.raises(ll.LifelongError, match=message):
         ll.make_strategy("cpg", **options)
+
+
+def test_without_a_goal_it_grows_only_when_no_free_weight_is_left():
+    roomy, full = CPG(), CPG(max_sparsity=0.0)  # max_sparsity 0: each task keeps every weight it trained
+    run(roomy)
+    run(full)
+    assert [e["grown"] for e in roomy.log_] == [0, 0, 0]
+    assert [e["grown"] for e in full.log_] == [0, 1, 1]
+    assert full.log_[1]["grew_because"] == ["no free weight left in 'net.1.weight'"]
+    assert full.widths_ == [24 + 2 * 6, 12 + 2 * 3]

@@ -92,6 +92,7 @@ class CPG(Strategy):
         self._freeze: Freeze | None = None
         self._scores: dict[str, torch.Tensor] | None = None
         self._score_optimizer: torch.optim.Optimizer | None = None
+        self._grown: list[str] = []  # why the network grew during the current task
 
     # ----------------------------------------------------------------- data
     def train_data(self, task: Task) -> Batch:
@@ -109,6 +110,7 @@ class CPG(Strategy):
             params = dict(model.named_parameters())
             self.owner_ = {n: torch.zeros_like(params[n], dtype=torch.int16) for n in weights}
             self.base_widths_ = self.widths_ = hidden_widths(model, "cpg")
+        self._grown = []
         full = [n for n, owner in self.owner_.items() if not bool((owner == FREE).any())]
         if full:  # growing because it must: a layer has no free weight for the new task
             self._grow(model, task, f"no free weight left in {full[0]!r}")
@@ -134,12 +136,12 @@ class CPG(Strategy):
 
     def after_task(self, model: nn.Module, task: Task) -> None:
         held = self.held_out(task)
-        accuracy, grown = batch_accuracy(self, model, held), 0
-        while self.goal is not None and accuracy < self.goal and grown < self.max_grow:
+        accuracy, tries = batch_accuracy(self, model, held), 0
+        while self.goal is not None and accuracy < self.goal and tries < self.max_grow:
             self._grow(model, task, f"held-out accuracy {accuracy:.3f} < goal {self.goal}")
             self._set_trainable(model, task, {n: o == FREE for n, o in self.owner_.items()})
-            retrain(self, model, task, self.train_data(task), self.config.epochs, self._seed(task, grown + 1))
-            accuracy, grown = batch_accuracy(self, model, held), grown + 1
+            retrain(self, model, task, self.train_data(task), self.config.epochs, self._seed(task, tries + 1))
+            accuracy, tries = batch_accuracy(self, model, held), tries + 1
         picked = self._fix_picks(task)
         sparsity, kept, final = self._compact(model, task, held, accuracy - self.tolerance)
         for n, keep in kept.items():
@@ -151,7 +153,8 @@ class CPG(Strategy):
         free = sum(int((o == FREE).sum()) for o in self.owner_.values())
         self.log_.append({"task": task.id, "holdout_acc": accuracy, "goal": accuracy - self.tolerance,
                           "compacted_acc": final, "sparsity": sparsity, "picked": picked,
-                          "grown": grown, "free_weights": free})
+                          "grown": len(self._grown), "grew_because": list(self._grown),
+                          "free_weights": free})
         self.tasks_done_ = task.id + 1
         self._freeze = None
 
@@ -199,6 +202,7 @@ class CPG(Strategy):
     # -------------------------------------------------------------- growing
     def _grow(self, model: nn.Module, task: Task, reason: str) -> None:
         """Add ``grow`` × the original width to every hidden layer (new weights are free)."""
+        self._grown.append(reason)
         self.widths_ = [w + max(1, round(self.grow * b)) for w, b in zip(self.widths_, self.base_widths_)]
         widen(model, self.widths_, "cpg", torch.Generator().manual_seed(self._seed(task, 999)))
         params = dict(model.named_parameters())
