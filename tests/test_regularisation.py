@@ -137,3 +137,15 @@ def test_fisher_uses_task_masked_logits():
     omega = strategy.estimate(model, task)["1.weight"].reshape(-1)
     expected = (1 / 16 + 81 / 25) / 2
     assert torch.allclose(omega, torch.tensor([expected, expected, 0.0]), atol=1e-6)
+
+
+def test_scp_sums_its_jacobian_over_chunks(monkeypatch):
+    from lifelong.strategies import scp
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(1, 3), nn.Tanh(), nn.Linear(3, 2))
+    x = torch.randn(7, 1)
+    whole, _ = estimate("scp", model, x, torch.zeros(7, dtype=torch.long), slices=5)
+    monkeypatch.setattr(scp, "CHUNK", 3)
+    chunked, _ = estimate("scp", model, x, torch.zeros(7, dtype=torch.long), slices=5)
+    assert torch.allclose(whole, chunked, atol=1e-6)
