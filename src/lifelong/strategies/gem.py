@@ -31,7 +31,8 @@ memory losses use the masked (multi-head) logits of each memory's own task.
 
 Speed: the past tasks' gradients are computed together in one batched pass
 (``torch.func.vmap`` of ``grad`` over the T per-task losses); ``memory_grads="per_task"`` runs
-the original one-backward-per-task loop instead (benchmarks/gem_protocol.py compares them).
+the original one-backward-per-task loop instead (benchmarks/gem_protocol.py compares them);
+use it too for models whose forward pass cannot be vmapped (e.g. BatchNorm in training mode).
 ``memory_bytes`` counts the stored examples and the (T × parameters) gradient matrix GEM
 needs at every step (the authors' code keeps it allocated as ``self.grads``).
 """
