@@ -23,6 +23,16 @@ SMALL = {"hidden": (32,), "latent_dim": 4}
 FAST = lifelong.TrainConfig(lr=1e-2, epochs=3, batch_size=16, device="cpu", eval_every_epoch=False)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a loaded machine two threads that spin
+    waiting for each other make these tests tens of times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def small_model(stream, seed: int = 0):
     torch.manual_seed(seed)
     return make_model("mlp", stream.input_shape, stream.num_classes, hidden=(32,))
@@ -205,7 +215,9 @@ def test_made_by_name_with_options():
 
 @pytest.mark.parametrize("options", [{"targets": "argmax"}, {"temperature": 0}, {"condition": "x"},
                                      {"current_weight": 1.5}, {"replay_size": 0}, {"hidden": ()},
-                                     {"generator_lr": -1.0}, {"generator_epochs": 2.5}])
+                                     {"generator_lr": -1.0}, {"generator_epochs": 2.5},
+                                     {"temperature": "hot"}, {"latent_dim": True},
+                                     {"hidden": [400, "x"]}, {"hidden": [0]}])
 def test_bad_options_are_one_line_errors(options):
     with pytest.raises(LifelongError):
         GenerativeReplay(**options)

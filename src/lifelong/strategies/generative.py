@@ -74,21 +74,23 @@ class GenerativeReplay(Strategy):
         generator_epochs: int | None = None,
         generator_lr: float = 1e-3,
     ) -> None:
-        hidden = [hidden] if isinstance(hidden, int) else [int(h) for h in hidden]
+        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+        if not all(_count(h) for h in hidden):
+            raise LifelongError(f"hidden must be a list of positive integers, got {hidden!r}")
         if targets not in TARGETS:
             raise LifelongError(f"targets must be 'hard' or 'soft' (distillation), got {targets!r}")
         if condition not in CONDITIONS:
             raise LifelongError(f"condition must be one of {', '.join(CONDITIONS)}, got {condition!r}")
-        if not temperature > 0:
+        if not _positive(temperature):
             raise LifelongError(f"temperature must be > 0, got {temperature!r}")
-        if current_weight is not None and not 0 < current_weight <= 1:
+        if current_weight is not None and not (_positive(current_weight) and current_weight <= 1):
             raise LifelongError(f"current_weight must be in (0, 1] or None (1/t), got {current_weight!r}")
         for label, value in (("replay_size", replay_size), ("generator_epochs", generator_epochs)):
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and not _count(value):
                 raise LifelongError(f"{label} must be a positive integer or None, got {value!r}")
-        if not isinstance(latent_dim, int) or latent_dim < 1 or not hidden or min(hidden) < 1:
+        if not _count(latent_dim) or not hidden:
             raise LifelongError("latent_dim and every hidden size must be positive integers")
-        if not generator_lr > 0:
+        if not _positive(generator_lr):
             raise LifelongError(f"generator_lr must be > 0, got {generator_lr!r}")
         self.targets, self.temperature, self.current_weight = targets, float(temperature), current_weight
         self.replay_size, self.condition = replay_size, condition
@@ -272,6 +274,14 @@ class GenerativeReplay(Strategy):
         """The generator's and the previous learner's weights: no data is kept."""
         kept = [*self.generator_.values(), *self.previous_.values()]
         return int(sum(t.numel() * t.element_size() for t in kept))
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def sample_grid_png(
