@@ -126,6 +126,7 @@ class GenerativeReplay(Strategy):
         self._rng = torch.Generator().manual_seed(1_000_003 * getattr(self, "seed_", 0) + task.id)
         device = next(model.parameters()).device
         self._replayer = self._build_generator(device) if self.generator_ else None
+        self.previous_ = {k: v.to(device) for k, v in self.previous_.items()}
         return model
 
     # ----------------------------------------------------------------- solver
