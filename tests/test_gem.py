@@ -75,7 +75,7 @@ def test_gem_projection_is_the_closest_non_conflicting_gradient():
     G, g = rng.normal(size=(4, 12)), rng.normal(size=12)
     strategy = ll.make_strategy("gem", margin=0.0, eps=0.0)
     ours = strategy.project(torch.tensor(g), torch.tensor(G)).numpy()
-    ref = scipy.optimize.minimize(  # eq. 10, the primal, solved by scipy
+    ref = scipy.optimize.minimize(  # the primal (eq. 8), solved by scipy
         lambda z: 0.5 * np.sum((z - g) ** 2), g, jac=lambda z: z - g, method="SLSQP",
         constraints=[{"type": "ineq", "fun": lambda z: G @ z, "jac": lambda z: G}],
         options={"ftol": 1e-14, "maxiter": 500})

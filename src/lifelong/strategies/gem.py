@@ -1,14 +1,15 @@
 """Gradient Episodic Memory (Lopez-Paz & Ranzato, NeurIPS 2017, "Gradient Episodic Memory for
 Continual Learning").
 
-GEM keeps an episodic memory M_k of ``memory_per_task`` examples of every finished task k. At
-every step it computes the gradient g_k of the loss on each past task's memory (eq. 7) and
-asks that the update increase none of those losses, ⟨g̃, g_k⟩ ≥ 0 (eq. 8–9). When the new
-gradient g violates a constraint, it is replaced by the closest gradient that violates none,
+GEM (§3 of the paper) keeps an episodic memory M_k of ``memory_per_task`` examples of every
+finished task k. At every step it computes the gradient g_k of the loss on each past task's
+memory and asks that the update increase none of those losses: ⟨g, g_k⟩ ≥ 0 for all k < t
+(eq. 7). When the new gradient g violates a constraint, it is replaced by the closest gradient
+that violates none (eq. 8), a QP in primal form
 
-    min_g̃ ½‖g − g̃‖²  s.t.  G g̃ ≥ 0,     G = (g_1, …, g_{t−1})ᵀ,                (eq. 10)
+    min_z ½ zᵀz − gᵀz  s.t.  G z ≥ 0,     G = (g_1, …, g_{t−1})ᵀ,
 
-solved through its dual (eq. 11) — one variable per past task —
+solved through its dual — one variable per past task — (eq. 10–11)
 
     min_v ½ vᵀ G Gᵀ v + gᵀ Gᵀ v  s.t.  v ≥ 0,     g̃ = Gᵀ v* + g.
 
@@ -159,7 +160,7 @@ class GEM(SeededRandom, Strategy):
 
     # ------------------------------------------------------------ projection
     def project(self, g: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
-        """g unchanged when ⟨g, g_k⟩ ≥ 0 for every past task k, else Gᵀv* + g (eq. 10–11)."""
+        """g unchanged when ⟨g, g_k⟩ ≥ 0 for every past task k, else Gᵀv* + g (the dual QP)."""
         if not bool(((G @ g) < 0).any()):
             return g
         P = G @ G.T + self.eps * torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
