@@ -63,7 +63,10 @@ def test_streams_without_task_identity_are_refused_with_the_reason(method, tiny_
 CASES = [(m, "mlp", s, {}) for m in METHODS for s in ("rotated", "split")]
 # packnet on the tiny CNN: conv1 has only 36 weights, so release half rather than 3/4 of them
 CASES += [(m, "cnn", "rotated", {"prune": 0.5} if m == "packnet" else {}) for m in METHODS]
-CASES += [("cpg", kind, "rotated", {"max_sparsity": 0.0}) for kind in ("mlp", "cnn")]  # grows at tasks 1, 2
+# cpg grows at tasks 1 and 2; on the 4-channel CNN task 1 owns one new channel and leans on the
+# picked old weights, which a pick mask learned in 8 steps at the default mask_lr makes too noisy
+CASES += [("cpg", "mlp", "rotated", {"max_sparsity": 0.0})]
+CASES += [("cpg", "cnn", "rotated", {"max_sparsity": 0.0, "mask_lr": 1e-4})]
 
 
 @pytest.mark.parametrize("method, kind, stream_name, options", CASES,
