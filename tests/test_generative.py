@@ -16,7 +16,7 @@ import lifelong
 from lifelong.data import rotated
 from lifelong.errors import LifelongError
 from lifelong.models import make_model
-from lifelong.models.vae import VAE
+from lifelong.models.vae import VAE, sample_grid_png
 from lifelong.strategies.generative import GenerativeReplay
 
 SMALL = {"hidden": (32,), "latent_dim": 4}
@@ -229,3 +229,15 @@ def test_task_incremental_needs_a_conditional_generator(tiny_task_stream):
     shared = rotated(angles=(0, 90), arrays=tiny_arrays(), scenario="task")
     with pytest.raises(LifelongError, match="condition='task'"):
         GenerativeReplay(condition="class").setup(shared, FAST)
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 6, 6), (4, 3, 5, 5), (3, 7, 7), (5, 12)])
+def test_sample_grid_renders_images_and_vectors(shape):
+    import io
+
+    from matplotlib.image import imread
+
+    png = sample_grid_png(torch.rand(shape), per_row=4, labels=None, title="t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    picture = imread(io.BytesIO(png), format="png")
+    assert picture.ndim == 3 and min(picture.shape[:2]) > 20

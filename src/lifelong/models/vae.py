@@ -10,10 +10,12 @@ Gaussian KL of their Appendix B):
 Conditional (Sohn et al. 2015, CVAE): a one-hot condition c (a class or a task) is appended to the
 encoder's input and to the decoder's latent code, so ``sample`` can draw a chosen class or task.
 Inputs are any shape with values in [0, 1]; samples come back in that shape and range (sigmoid).
+``sample_grid_png`` renders samples as a PNG grid (matplotlib, Agg) for the run directory.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 
@@ -110,3 +112,36 @@ def _normal(shape, generator: torch.Generator | None, device: torch.device) -> t
     """Standard normal noise drawn on the generator's device (CPU by default), then moved."""
     where = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=where).to(device)
+
+
+def sample_grid_png(
+    images: torch.Tensor, per_row: int, labels: list[str] | None, title: str
+) -> bytes:
+    """Render ``images`` (n, *shape) with values in [0, 1] as a PNG grid, ``per_row`` a row."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = images.shape[0]
+    if images.dim() == 4 and images.shape[1] in (1, 3):
+        tiles = images.permute(0, 2, 3, 1)  # (n, h, w, c)
+    elif images.dim() == 3:
+        tiles = images.unsqueeze(-1)
+    else:  # vectors: one row of pixels each
+        tiles = images.reshape(n, 1, -1, 1)
+    rows = -(-n // per_row)
+    pad = torch.zeros(rows * per_row - n, *tiles.shape[1:])
+    _, h, w, c = tiles.shape
+    grid = torch.cat([tiles.detach().cpu(), pad]).view(rows, per_row, h, w, c)
+    grid = grid.permute(0, 2, 1, 3, 4).reshape(rows * h, per_row * w, c).clamp(0, 1).numpy()
+    fig = Figure(figsize=(max(2.0, per_row * 0.6), max(1.5, rows * 0.6 * h / w + 0.5)))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([h * (i + 0.5) for i in range(rows)] if labels else [])
+    if labels:
+        ax.set_yticklabels(labels, fontsize=7)
+    ax.set_title(title, fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()

@@ -34,7 +34,6 @@ data) with its own Adam optimiser, for ``generator_epochs`` (default: the solver
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import torch
@@ -45,7 +44,7 @@ from torch.func import functional_call
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from ..models.heads import mask_logits
-from ..models.vae import VAE
+from ..models.vae import VAE, sample_grid_png
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
 
@@ -177,12 +176,15 @@ class GenerativeReplay(Strategy):
         """Conditions for ``n`` replayed draws, uniform over what was seen before this task."""
         if self.condition_ == "none":
             return None
-        if self.condition_ == "task":
-            pool = torch.arange(self.tasks_seen_)
-        else:
-            pool = self.seen_classes_.nonzero().flatten()
+        pool = self._condition_pool()
         device = next(self._replayer.parameters()).device if self._replayer is not None else "cpu"
         return pool[torch.randint(len(pool), (n,), generator=self._rng)].to(device)
+
+    def _condition_pool(self) -> torch.Tensor:
+        """The conditions seen so far: the earlier tasks' ids, or the classes seen."""
+        if self.condition_ == "task":
+            return torch.arange(self.tasks_seen_)
+        return self.seen_classes_.nonzero().flatten()
 
     # ----------------------------------------------------------------- generator
     def after_task(self, model: nn.Module, task: Task) -> None:
@@ -250,8 +252,7 @@ class GenerativeReplay(Strategy):
         vae = self._build_generator("cpu").eval()
         rng = torch.Generator().manual_seed(seed)
         if conditions is None and self.condition_ != "none":
-            pool = (torch.arange(self.tasks_seen_) if self.condition_ == "task"
-                    else self.seen_classes_.nonzero().flatten())
+            pool = self._condition_pool()
             conditions = pool[torch.randint(len(pool), (n,), generator=rng)]
         return vae.sample(n, conditions, rng)
 
@@ -263,8 +264,7 @@ class GenerativeReplay(Strategy):
         if self.condition_ == "none":
             rows, cond, labels = 8, None, None
         else:
-            pool = (torch.arange(self.tasks_seen_) if self.condition_ == "task"
-                    else self.seen_classes_.nonzero().flatten())
+            pool = self._condition_pool()
             rows, labels = len(pool), [f"{self.condition_} {int(c)}" for c in pool]
             cond = pool.repeat_interleave(per_row)
         images = self.sample(rows * per_row, cond, seed=getattr(self, "seed_", 0) + task.id)
@@ -284,35 +284,3 @@ def _positive(value) -> bool:
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
-
-def sample_grid_png(
-    images: torch.Tensor, per_row: int, labels: list[str] | None, title: str
-) -> bytes:
-    """Render ``images`` (n, *shape) with values in [0, 1] as a PNG grid, ``per_row`` a row."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n = images.shape[0]
-    if images.dim() == 4 and images.shape[1] in (1, 3):
-        tiles = images.permute(0, 2, 3, 1)  # (n, h, w, c)
-    elif images.dim() == 3:
-        tiles = images.unsqueeze(-1)
-    else:  # vectors: one row of pixels each
-        tiles = images.reshape(n, 1, -1, 1)
-    rows = -(-n // per_row)
-    pad = torch.zeros(rows * per_row - n, *tiles.shape[1:])
-    _, h, w, c = tiles.shape
-    grid = torch.cat([tiles.detach().cpu(), pad]).view(rows, per_row, h, w, c)
-    grid = grid.permute(0, 2, 1, 3, 4).reshape(rows * h, per_row * w, c).clamp(0, 1).numpy()
-    fig = Figure(figsize=(max(2.0, per_row * 0.6), max(1.5, rows * 0.6 * h / w + 0.5)))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.imshow(grid[..., 0] if c == 1 else grid, cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([h * (i + 0.5) for i in range(rows)] if labels else [])
-    if labels:
-        ax.set_yticklabels(labels, fontsize=7)
-    ax.set_title(title, fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return buffer.getvalue()
