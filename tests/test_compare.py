@@ -51,7 +51,16 @@ def test_plan_is_seed_major_with_per_method_options(data_dir):
         ("naive (baseline)", 0), ("joint (upper bound)", 0), ("naive (baseline)", 1),
         ("joint (upper bound)", 1)]
     assert plan[3].config.train.seed == 1 and plan[3].config.strategy == "joint"
+    assert plan[0].config.strategy_options == {}
     assert len({r.config.run_id() for r in plan}) == 4
+
+
+def test_plan_writes_out_every_hyperparameter_so_run_ids_follow_defaults():
+    c = Comparison.from_dict({"strategies": ["l2"], "params": {"l2": {"lam": 2.0}}})
+    (run,) = c.plan()
+    assert run.config.strategy_options == {**ll.make_strategy("l2").hyperparameters(), "lam": 2.0}
+    assert ll.make_strategy("l2", **run.config.strategy_options).hyperparameters() == \
+        run.config.strategy_options
 
 
 def test_params_override_the_hyperparameter_preset():

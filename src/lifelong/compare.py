@@ -92,14 +92,22 @@ class Comparison:
                    dict(data.get("model_options") or {}), train)
 
     def plan(self) -> list[PlannedRun]:
-        """Every run, seed-major so that a partial comparison already has every method once."""
+        """Every run, seed-major so that a partial comparison already has every method once.
+
+        Each method's hyper-parameters are written out in full (defaults included), so a run's
+        id — and whether a finished run is reused — changes when a default changes.
+        """
+        from .strategies import make_strategy
+
+        resolved = {m.label: make_strategy(m.name, **m.options).hyperparameters()
+                    for m in self.methods}
         runs = []
         for bench in self.benchmarks:
             for seed in self.seeds:
                 for method in self.methods:
                     config = RunConfig(
                         benchmark=bench.name, strategy=method.name, model=self.model,
-                        benchmark_options=bench.options, strategy_options=method.options,
+                        benchmark_options=bench.options, strategy_options=resolved[method.label],
                         model_options=self.model_options,
                         train=make_train_config({**self.train, "seed": seed}))
                     runs.append(PlannedRun(bench.label, method.label, seed, config))
