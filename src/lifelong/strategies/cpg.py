@@ -8,8 +8,10 @@ One network whose weights are split among tasks (owner tensors of ``masks``). Fo
   thresholded to binary in the forward pass and trained straight through (as in Piggyback,
   Mallya et al. 2018, with its own Adam at ``mask_lr``), picks which of them task k reuses,
   while the still-free weights are trained for task k (the loop's epochs). ``mask_lr`` is
-  1e-3, not Piggyback's 1e-4: from 1e-2 to the threshold 5e-3 takes about 5e-3 / mask_lr
-  Adam steps, and the homework protocol gives a task only a few dozen steps.
+  Piggyback's 1e-4: from 1e-2 to the threshold 5e-3 takes about 5e-3 / mask_lr Adam steps, so
+  on short protocols (a few dozen steps per task) the mask keeps nearly every old weight;
+  1e-3 makes it pick, which helped on one seed and collapsed a task on another (see
+  docs/resource-allocation.md).
 * **Growing** — if the task's accuracy goal ``goal`` is not met after picking, every hidden
   layer gets ``grow`` × its original width in new units and the task trains again (at most
   ``max_grow`` times); a layer with no free weight left grows before the task starts. Without
@@ -67,7 +69,7 @@ class CPG(Strategy):
 
     def __init__(self, holdout: float = 0.1, tolerance: float = 0.01, max_sparsity: float = 0.9,
                  prune_steps: int = 4, compact_epochs: int = 1, goal: float | None = None,
-                 grow: float = 0.25, max_grow: int = 2, mask_lr: float = 1e-3,
+                 grow: float = 0.25, max_grow: int = 2, mask_lr: float = 1e-4,
                  mask_init: float = 1e-2) -> None:
         _check(0 < holdout < 1, f"holdout must be in (0, 1), got {holdout!r}")
         _check(0 <= tolerance <= 1, f"tolerance must be in [0, 1], got {tolerance!r}")
