@@ -8,6 +8,7 @@ and BWT, and the best comes within 5 points of joint.
     python benchmarks/regularisation_quality.py                      # seeds 0 1 2, all methods
     python benchmarks/regularisation_quality.py --seeds 0 --out q.json
     python benchmarks/regularisation_quality.py --hparams course     # the course's values
+    python benchmarks/regularisation_quality.py --report a.json b.json  # re-print, merged
 
 ``--search`` runs the reduced hyper-parameter search behind the defaults instead: λ grids per
 method, 3 epochs per task, seed 0, on a validation split (1,000 of the 4,000 training digits,
@@ -94,7 +95,17 @@ def main() -> None:
     parser.add_argument("--lams", type=float, nargs="+", help="--search: these λ only")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="regularisation_quality.json")
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="only print the table of earlier outputs (later files win)")
     args = parser.parse_args()
+    if args.report:
+        merged = {}
+        for path in args.report:
+            for run in json.loads(Path(path).read_text())["runs"]:
+                merged[(run["method"], run["seed"])] = run
+        order = {m: i for i, m in enumerate(METHODS)}
+        report(sorted(merged.values(), key=lambda r: (order.get(r["method"], 99), r["seed"])))
+        return
     torch.set_num_threads(args.threads)
     runs: list[dict] = []
     jobs = []

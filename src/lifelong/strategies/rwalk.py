@@ -36,7 +36,7 @@ class RWalk(QuadraticPenalty):
     name = "rwalk"
     default_merge = "latest"
 
-    def __init__(self, lam: float = 30000.0, alpha: float = 0.1, epsilon: float = 0.1,
+    def __init__(self, lam: float = 10000.0, alpha: float = 0.1, epsilon: float = 0.1,
                  merge: str | None = None, gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
         self.alpha = check_number("alpha", alpha, 0.0, inclusive=False, high=1.0)
@@ -55,12 +55,13 @@ class RWalk(QuadraticPenalty):
     def after_step(self, model: nn.Module) -> None:
         for n, g, delta in self.step_changes(model):
             old = self.fisher_.get(n)
-            batch = g.pow(2)
-            fisher = batch if old is None or old.shape != g.shape else (
-                self.alpha * batch + (1 - self.alpha) * old)
-            self.fisher_[n] = fisher
-            if n in self.task_score_:
-                self.task_score_[n] += -g * delta / (0.5 * fisher * delta.pow(2) + self.epsilon)
+            if old is None or old.shape != g.shape:
+                fisher = self.fisher_[n] = g.square()
+            else:  # F ← α g² + (1 − α) F, in place
+                fisher = old.mul_(1 - self.alpha).addcmul_(g, g, value=self.alpha)
+            if n in self.task_score_:  # s −= gΔ / (½FΔ² + ε)
+                normaliser = delta.square().mul_(fisher).mul_(0.5).add_(self.epsilon)
+                self.task_score_[n].addcdiv_(g * delta, normaliser, value=-1.0)
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
         omega = {}

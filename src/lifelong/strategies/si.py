@@ -52,7 +52,7 @@ class SI(QuadraticPenalty):
     def after_step(self, model: nn.Module) -> None:
         for n, g, delta in self.step_changes(model):
             if n in self.path_:
-                self.path_[n] -= g * delta
+                self.path_[n].addcmul_(g, delta, value=-1.0)
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
         omega = {}
