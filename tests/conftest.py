@@ -28,6 +28,15 @@ def tiny_arrays(seed: int = 0):
     return xtr, ytr, xte, yte
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny tensors run fastest on one thread; more only adds scheduling cost (and contention)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def tiny_domain_stream():
     """3 rotated tasks over 4 classes (domain-incremental)."""
