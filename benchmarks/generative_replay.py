@@ -70,18 +70,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--targets", nargs="+", default=["hard", "soft"], choices=["hard", "soft"])
     parser.add_argument("--generator-epochs", type=int, default=None)
+    parser.add_argument("--skip-joint", action="store_true", help="(b) without the joint run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = {"generator_epochs": args.generator_epochs} if args.generator_epochs else {}
     replay = [("generative-replay", {**({"targets": "soft"} if t == "soft" else {}), **gen})
               for t in args.targets]
+    more = [("generative-replay", {"targets": "soft", "generator_epochs": 30})]
     if "a" in args.part:
         train = lifelong.TrainConfig(**SPLIT_TRAIN, device="cpu", eval_every_epoch=False)
         part("a", "split-mnist", {"scenario": "class"}, train, [("naive", {}), *replay],
              args.seeds)
     if "b" in args.part:
         train = lifelong.preset("homework", device="cpu", eval_every_epoch=False)
-        part("b", "rotated-mnist", {}, train, [("naive", {}), ("joint", {}), *replay], args.seeds)
+        joint = [] if args.skip_joint else [("joint", {})]
+        part("b", "rotated-mnist", {}, train, [("naive", {}), *joint, *replay, *more], args.seeds)
 
 
 if __name__ == "__main__":
