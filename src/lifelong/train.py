@@ -58,7 +58,7 @@ def train_epoch(
 ) -> float:
     """One pass over ``data`` through the strategy's hooks; returns the mean loss."""
     model.train()
-    total, steps = torch.zeros(()), 0
+    total, steps = None, 0
     for batch in iterate_batches(data, batch_size, generator):
         loss = strategy.loss(model, batch, task)
         optimizer.zero_grad(set_to_none=True)
@@ -66,9 +66,9 @@ def train_epoch(
         strategy.after_backward(model)
         optimizer.step()
         strategy.after_step(model)
-        total += loss.detach().cpu()
+        total = loss.detach() if total is None else total + loss.detach()  # no per-step sync
         steps += 1
-    return float(total) / max(1, steps)
+    return float(total) / steps if steps else 0.0
 
 
 def model_size(model: nn.Module) -> dict[str, int]:
