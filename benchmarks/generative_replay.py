@@ -6,7 +6,8 @@
     ACC within 3 points of joint.
 (c) wall time relative to naive, generator training included (printed for every run).
 
-Full run (about an hour on one loaded CPU core):
+Numbers and what they mean: docs/generative-replay.md. Full run (about an hour on one loaded
+CPU core):
     OMP_NUM_THREADS=1 python benchmarks/generative_replay.py --part a b --seeds 0 1 2
 Quick run:
     OMP_NUM_THREADS=1 python benchmarks/generative_replay.py --part a --seeds 0
@@ -25,7 +26,7 @@ from lifelong.models import make_model
 
 SPLIT_TRAIN = {"optimizer": "adam", "lr": 1e-3, "batch_size": 128, "epochs": 50}
 """Part (a)'s protocol: Adam at 1e-3 as van de Ven et al., batch 128, 50 epochs of the ~800
-digits of a task (~315 steps; van de Ven et al. use 2,000). With the homework's 10 epochs the
+digits of a task (~350 steps; van de Ven et al. use 2,000). With the homework's 10 epochs the
 generator (trained as many epochs as the learner) is too rough: ACC 0.60 at 10, 0.70 at 20."""
 
 
