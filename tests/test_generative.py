@@ -241,3 +241,34 @@ def test_sample_grid_renders_images_and_vectors(shape):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     picture = imread(io.BytesIO(png), format="png")
     assert picture.ndim == 3 and min(picture.shape[:2]) > 20
+
+
+def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
+    from conftest import idx_folder
+
+    from lifelong import checkpoint
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_task_2(event):
+        if event["event"] == "task_start" and event["task"] == 2:
+            raise Interrupt
+
+    source = idx_folder(tmp_path / "data", tiny_arrays())
+    cfg = lifelong.RunConfig(
+        benchmark="split-mnist", strategy="generative-replay", model_options={"hidden": [16]},
+        benchmark_options={"source": str(source), "classes_per_task": 1, "scenario": "class"},
+        strategy_options={"hidden": [32], "latent_dim": 4, "targets": "soft"},
+        train=lifelong.TrainConfig(epochs=2, lr=0.01, batch_size=16, device="cpu"))
+    whole = lifelong.run(cfg, out=tmp_path / "whole")
+    with pytest.raises(Interrupt):
+        lifelong.run(cfg, out=tmp_path / "cut", progress=stop_at_task_2)
+    run_dir = tmp_path / "cut" / cfg.run_id()
+    assert checkpoint.has_checkpoint(run_dir)
+    resumed = lifelong.run(cfg, out=tmp_path / "cut")
+    assert resumed.extra == {"resumed_after_task": 2}
+    assert resumed.accuracy_matrix == whole.accuracy_matrix
+    for task in range(4):  # the grids after every task, before and after the interruption
+        name = f"samples_task{task}.png"
+        assert (run_dir / name).read_bytes() == (tmp_path / "whole" / cfg.run_id() / name).read_bytes()
