@@ -30,18 +30,25 @@ digits of a task (~350 steps; van de Ven et al. use 2,000). With the homework's 
 generator (trained as many epochs as the learner) is too rough: ACC 0.60 at 10, 0.70 at 20."""
 
 
-def run_one(benchmark: str, options: dict, strategy: str, params: dict, train: lifelong.TrainConfig,
-            seed: int) -> dict:
+def run_one(
+    benchmark: str, options: dict, strategy: str, params: dict, train: lifelong.TrainConfig, seed: int
+) -> dict:
     stream = lifelong.make_benchmark(benchmark, **options)
     torch.manual_seed(seed)
     model = make_model("mlp", stream.input_shape, stream.num_classes)
     start = time.perf_counter()
     _, result = lifelong.fit(stream, model, lifelong.make_strategy(strategy, **params), train)
     seconds = time.perf_counter() - start
-    return {"strategy": strategy, "params": params, "seed": seed, "acc": result.metrics["acc"],
-            "bwt": result.metrics["bwt"], "seconds": seconds,
-            "last_row": [round(a, 3) for a in result.accuracy_matrix[-1]],
-            "memory_mb": result.memory_bytes[-1] / 2**20}
+    return {
+        "strategy": strategy,
+        "params": params,
+        "seed": seed,
+        "acc": result.metrics["acc"],
+        "bwt": result.metrics["bwt"],
+        "seconds": seconds,
+        "last_row": [round(a, 3) for a in result.accuracy_matrix[-1]],
+        "memory_mb": result.memory_bytes[-1] / 2**20,
+    }
 
 
 def part(name: str, benchmark: str, options: dict, train: lifelong.TrainConfig, variants, seeds):
@@ -59,8 +66,10 @@ def part(name: str, benchmark: str, options: dict, train: lifelong.TrainConfig, 
         sel = [r for r in rows if r["strategy"] == strategy and r["params"] == params]
         acc = sum(r["acc"] for r in sel) / len(sel)
         secs = sum(r["seconds"] for r in sel) / len(sel)
-        print(f"{strategy:18s} {json.dumps(params):45s} ACC {acc:.4f}  "
-              f"time {secs:6.1f}s  x{secs / naive_time:.2f} naive")
+        print(
+            f"{strategy:18s} {json.dumps(params):45s} ACC {acc:.4f}  "
+            f"time {secs:6.1f}s  x{secs / naive_time:.2f} naive"
+        )
     return rows
 
 
@@ -75,13 +84,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = {"generator_epochs": args.generator_epochs} if args.generator_epochs else {}
-    replay = [("generative-replay", {**({"targets": "soft"} if t == "soft" else {}), **gen})
-              for t in args.targets]
+    replay = [
+        ("generative-replay", {**({"targets": "soft"} if t == "soft" else {}), **gen}) for t in args.targets
+    ]
     more = [("generative-replay", {"targets": "soft", "generator_epochs": 30})]
     if "a" in args.part:
         train = lifelong.TrainConfig(**SPLIT_TRAIN, device="cpu", eval_every_epoch=False)
-        part("a", "split-mnist", {"scenario": "class"}, train, [("naive", {}), *replay],
-             args.seeds)
+        part("a", "split-mnist", {"scenario": "class"}, train, [("naive", {}), *replay], args.seeds)
     if "b" in args.part:
         train = lifelong.preset("homework", device="cpu", eval_every_epoch=False)
         joint = [] if args.skip_joint else [("joint", {})]

@@ -104,8 +104,7 @@ def test_save_and_load_give_identical_samples(tiny_class_stream, tmp_path):
     tensors, structure = strategy.state_dict()
     save_file({k: v.contiguous() for k, v in tensors.items()}, tmp_path / "state.safetensors")
     restored = GenerativeReplay(**SMALL)
-    restored.load_state_dict(load_file(tmp_path / "state.safetensors"),
-                             json.loads(json.dumps(structure)))
+    restored.load_state_dict(load_file(tmp_path / "state.safetensors"), json.loads(json.dumps(structure)))
     assert torch.equal(restored.sample(10, seed=3), strategy.sample(10, seed=3))
     assert not torch.equal(strategy.sample(10, seed=3), strategy.sample(10, seed=4))
 
@@ -139,11 +138,8 @@ def test_distillation_loss_matches_hand_computed_value():
 
 
 @pytest.mark.parametrize("weight, replay_size, expected_r", [(None, None, 0.5), (0.8, 5, 0.8)])
-def test_replayed_share_of_each_batch_follows_the_options(
-    tiny_class_stream, weight, replay_size, expected_r
-):
-    model, strategy = after_first_task(tiny_class_stream, current_weight=weight,
-                                       replay_size=replay_size)
+def test_replayed_share_of_each_batch_follows_the_options(tiny_class_stream, weight, replay_size, expected_r):
+    model, strategy = after_first_task(tiny_class_stream, current_weight=weight, replay_size=replay_size)
     task = tiny_class_stream[1]
     x, y = task.x_train[:8], task.y_train[:8]
     batch = (x, y, task.train_ids()[:8])
@@ -167,15 +163,17 @@ def test_first_task_trains_on_current_data_only(tiny_class_stream):
     strategy.before_task(model, task)
     batch = (task.x_train[:8], task.y_train[:8], task.train_ids()[:8])
     assert strategy.loss(model, batch, task).item() == pytest.approx(
-        F.cross_entropy(model(batch[0]), batch[1]).item())
+        F.cross_entropy(model(batch[0]), batch[1]).item()
+    )
 
 
 # ----------------------------------------------------------------------------- whole runs
 def test_old_classes_survive_in_class_incremental(tiny_class_stream):
     config = FAST.__class__(**{**FAST.__dict__, "epochs": 30})
     _, _, replayed = fit(tiny_class_stream, config=config)
-    _, naive = lifelong.fit(tiny_class_stream, small_model(tiny_class_stream),
-                            lifelong.make_strategy("naive"), config)
+    _, naive = lifelong.fit(
+        tiny_class_stream, small_model(tiny_class_stream), lifelong.make_strategy("naive"), config
+    )
     assert naive.accuracy_matrix[-1][0] < 0.2  # plain fine-tuning forgets digits of task 0
     assert replayed.accuracy_matrix[-1][0] > 0.8
     assert replayed.accuracy_matrix[-1][1] > 0.8
@@ -213,11 +211,23 @@ def test_made_by_name_with_options():
     assert strategy.hyperparameters()["replay_size"] == 32
 
 
-@pytest.mark.parametrize("options", [{"targets": "argmax"}, {"temperature": 0}, {"condition": "x"},
-                                     {"current_weight": 1.5}, {"replay_size": 0}, {"hidden": ()},
-                                     {"generator_lr": -1.0}, {"generator_epochs": 2.5},
-                                     {"temperature": "hot"}, {"latent_dim": True},
-                                     {"hidden": [400, "x"]}, {"hidden": [0]}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"targets": "argmax"},
+        {"temperature": 0},
+        {"condition": "x"},
+        {"current_weight": 1.5},
+        {"replay_size": 0},
+        {"hidden": ()},
+        {"generator_lr": -1.0},
+        {"generator_epochs": 2.5},
+        {"temperature": "hot"},
+        {"latent_dim": True},
+        {"hidden": [400, "x"]},
+        {"hidden": [0]},
+    ],
+)
 def test_bad_options_are_one_line_errors(options):
     with pytest.raises(LifelongError):
         GenerativeReplay(**options)
@@ -257,10 +267,13 @@ def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
 
     source = idx_folder(tmp_path / "data", tiny_arrays())
     cfg = lifelong.RunConfig(
-        benchmark="split-mnist", strategy="generative-replay", model_options={"hidden": [16]},
+        benchmark="split-mnist",
+        strategy="generative-replay",
+        model_options={"hidden": [16]},
         benchmark_options={"source": str(source), "classes_per_task": 1, "scenario": "class"},
         strategy_options={"hidden": [32], "latent_dim": 4, "targets": "soft"},
-        train=lifelong.TrainConfig(epochs=2, lr=0.01, batch_size=16, device="cpu"))
+        train=lifelong.TrainConfig(epochs=2, lr=0.01, batch_size=16, device="cpu"),
+    )
     whole = lifelong.run(cfg, out=tmp_path / "whole")
     with pytest.raises(Interrupt):
         lifelong.run(cfg, out=tmp_path / "cut", progress=stop_at_task_2)

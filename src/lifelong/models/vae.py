@@ -61,9 +61,7 @@ class VAE(nn.Module):
             raise ValueError("a conditional VAE needs a condition for every example")
         return torch.cat([h, F.one_hot(cond, self.num_conditions).to(h.dtype)], dim=1)
 
-    def encode(
-        self, x: torch.Tensor, cond: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, log σ²) of q(z | x, c)."""
         stats = self.encoder(self._with(x.flatten(1), cond))
         return stats[:, : self.latent_dim], stats[:, self.latent_dim :]
@@ -114,9 +112,7 @@ def _normal(shape, generator: torch.Generator | None, device: torch.device) -> t
     return torch.randn(shape, generator=generator, device=where).to(device)
 
 
-def sample_grid_png(
-    images: torch.Tensor, per_row: int, labels: list[str] | None, title: str
-) -> bytes:
+def sample_grid_png(images: torch.Tensor, per_row: int, labels: list[str] | None, title: str) -> bytes:
     """Render ``images`` (n, *shape) with values in [0, 1] as a PNG grid, ``per_row`` a row."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

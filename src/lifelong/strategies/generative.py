@@ -108,12 +108,16 @@ class GenerativeReplay(Strategy):
         if kind == "auto":
             kind = "task" if stream.task_aware else "class"
         if stream.task_aware and kind == "none":
-            raise LifelongError("task-incremental streams need a task id for replayed inputs; use "
-                                "condition='task' (or 'class' when tasks hold disjoint classes)")
+            raise LifelongError(
+                "task-incremental streams need a task id for replayed inputs; use "
+                "condition='task' (or 'class' when tasks hold disjoint classes)"
+            )
         mask = stream.class_mask()
         if mask is not None and kind == "class" and bool((mask.sum(0) > 1).any()):
-            raise LifelongError("condition='class' cannot tell the task of a class that several "
-                                "tasks share; use condition='task'")
+            raise LifelongError(
+                "condition='class' cannot tell the task of a class that several "
+                "tasks share; use condition='task'"
+            )
         self.condition_ = kind
         self.num_conditions_ = {"class": stream.num_classes, "task": len(stream), "none": 0}[kind]
         self.class_task_ = mask.float().argmax(0) if mask is not None else None
@@ -203,8 +207,11 @@ class GenerativeReplay(Strategy):
         vae.train()
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
         x = task.x_train.to(device)
-        cond = {"class": task.y_train.to(device), "none": None,
-                "task": torch.full((x.shape[0],), task.id, dtype=torch.long, device=device)}
+        cond = {
+            "class": task.y_train.to(device),
+            "none": None,
+            "task": torch.full((x.shape[0],), task.id, dtype=torch.long, device=device),
+        }
         cond = cond[self.condition_]
         epochs = self.generator_epochs or getattr(self.config, "epochs", 10)
         batch_size = getattr(self.config, "batch_size", 128)
@@ -231,14 +238,14 @@ class GenerativeReplay(Strategy):
     def _build_generator(self, device: torch.device | str = "cpu") -> VAE:
         """The generator as a module: a copy of ``generator_``, or (before the first task) a
         fresh one initialised from the run's seed without touching the global RNG."""
+
         def make() -> VAE:
             return VAE(self.input_shape_, self.latent_dim, self.hidden, self.num_conditions_)
 
         if self.generator_:
             with torch.device("meta"):
                 vae = make()
-            vae.load_state_dict({k: v.to(device).clone() for k, v in self.generator_.items()},
-                                assign=True)
+            vae.load_state_dict({k: v.to(device).clone() for k, v in self.generator_.items()}, assign=True)
             return vae
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(getattr(self, "seed_", 0))
@@ -284,4 +291,3 @@ def _positive(value) -> bool:
 
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
