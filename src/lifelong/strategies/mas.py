@@ -1,9 +1,10 @@
 """Memory aware synapses (MAS).
 
-Aljundi et al., "Memory Aware Synapses: Learning what (not) to forget", ECCV 2018, §4.1:
-Ω_ij = 1/N Σ_k |g_ij(x_k)| (Eq. 2) with g_ij(x_k) = ∂ ℓ2²(F(x_k; θ)) / ∂θ_ij, the gradient
-of the squared ℓ2 norm of the network's output (the "local" version, Eq. 4); the objective is
-L_n(θ) + λ Σ_ij Ω_ij (θ_ij − θ*_ij)² (Eq. 3) and Ω is accumulated over tasks (merge "sum").
+Aljundi et al., "Memory Aware Synapses: Learning what (not) to forget", ECCV 2018:
+Ω_ij = 1/N Σ_k ‖g_ij(x_k)‖ (Eq. 2) with g_ij(x_k) = ∂ ℓ2²(F(x_k; θ)) / ∂θ_ij, the gradient
+of the squared ℓ2 norm of the network's output (the version the paper uses in its
+experiments); the objective is L_n(θ) + λ Σ_ij Ω_ij (θ_ij − θ*_ij)² (Eq. 3), and Ω is
+accumulated over tasks (merge "sum").
 No labels are needed. The absolute value is taken per example, as in the paper (not of a
 mini-batch gradient); it is exact and vectorised (|g|ᵀ|x| per linear layer, see
 ``importance.per_sample_gradient_stat``). Multi-head streams use the task's own outputs.

@@ -1,8 +1,8 @@
 """Online EWC: one running Fisher and one anchor.
 
 Schwarz et al., "Progress & Compress: A scalable framework for continual learning", ICML 2018,
-§2.4 (online EWC): after task t, F* ← γ F* + F_t (the running Fisher of Eq. 7's compress
-objective), with the penalty ½ ‖θ − θ*_{t}‖²_{γF*} to the latest weights only. Here the
+the online-EWC penalty of its compress phase: after task t, F* ← γ F* + F_t (one running
+Fisher), with the penalty ½ ‖θ − θ*_{t}‖²_{γF*} to the latest weights only. Here the
 penalty is λ Σ F* (θ − θ*)² with merge rule "decay"; the Fisher is EWC's estimator (true
 Fisher, per-example, vectorised: see ``ewc``).
 

@@ -2,14 +2,15 @@
 
 Zenke, Poole and Ganguli, "Continual learning through synaptic intelligence", ICML 2017.
 Along training on task μ each weight accumulates its contribution to the drop of the loss,
-ω_k^μ = −∫ g_k(θ(t)) θ'_k(t) dt ≈ Σ_steps −g_k Δθ_k (Eq. 3's path integral, summed per
-optimiser step); after the task, Ω_k^μ = Σ_{ν<μ} ω_k^ν / ((Δ_k^ν)² + ξ) (Eq. 5) with
-Δ_k^ν the weight's total change over task ν, and the loss is L_μ + c Σ_k Ω_k^μ (θ̃_k − θ_k)²
-(Eq. 4; our λ is the paper's c). Merge "sum" (Eq. 5's sum over tasks).
+ω_k^μ = −∫ g_k(θ(t)) θ'_k(t) dt ≈ Σ_steps −g_k Δθ_k (the per-parameter share of the path
+integral of the gradient, §2; a sum over optimiser steps); after the task,
+Ω_k^μ = Σ_{ν<μ} ω_k^ν / ((Δ_k^ν)² + ξ) (Eq. 5) with Δ_k^ν the weight's total change over
+task ν, and the loss is L_μ + c Σ_k Ω_k^μ (θ̃_k − θ_k)² (Eq. 4; our λ is the paper's c).
+Merge "sum" (Eq. 5's sum over tasks).
 
 Which gradient: g is the gradient of the task loss alone, without the penalty's own gradient
-(as in the paper's code); it is obtained exactly, with no second backward pass, by subtracting
-the penalty's analytic gradient 2λΩ(θ − θ*) from the gradient the loop computed. Each task's
+(the paper's g); it is obtained exactly, with no second backward pass, by subtracting the
+penalty's analytic gradient 2λΩ(θ − θ*) from the gradient the loop computed. Each task's
 contribution ω/(Δ² + ξ) is clamped at 0, so Ω ≥ 0 (a negative Ω would reward drifting).
 
 Hyper-parameters: lam (c, default from the documented search on rotated MNIST), xi (ξ, the
