@@ -13,6 +13,7 @@ from lifelong.compare import DEFAULT_STRATEGIES, Comparison, compare
 from lifelong.progress import ComparisonProgress, TensorBoardLogger
 from lifelong.results import load_result
 from lifelong.stats import mean_ci, t_quantile_975
+from lifelong.strategies import resolved_hyperparameters
 
 TRAIN = {"epochs": 2, "lr": 0.01, "batch_size": 32, "device": "cpu"}
 
@@ -221,7 +222,9 @@ def test_run_takes_a_hyperparameter_preset_under_explicit_params(tmp_path, data_
     assert main(args) == 0
     (run_dir,) = tmp_path.iterdir()
     options = json.loads((run_dir / "config.json").read_text())["strategy_options"]
-    assert options == {**importance.hyperparameter_preset("course", "si"), "xi": 0.5}
+    chosen = {**importance.hyperparameter_preset("course", "si"), "xi": 0.5}
+    assert options == resolved_hyperparameters("si", **chosen)  # defaults written out too
+    assert {k: options[k] for k in chosen} == chosen
 
 
 def test_executor_mistakes_are_one_line_errors(tmp_path, data_dir, monkeypatch, capsys):

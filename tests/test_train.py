@@ -193,3 +193,19 @@ def test_cnn_and_a_user_module_train_through_the_loop(tiny_task_stream):
 def test_cnn_rejects_flat_inputs():
     with pytest.raises(ll.LifelongError, match="cnn needs image inputs"):
         ll.make_model("cnn", (784,), 10)
+
+
+def test_run_writes_default_hyperparameters_into_the_config(tmp_path):
+    from conftest import idx_folder, tiny_arrays
+
+    folder = idx_folder(tmp_path / "data", tiny_arrays())
+    cfg = ll.RunConfig(benchmark="split-mnist", strategy="naive",
+                       benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
+                       train=FAST)
+    result = ll.run(cfg, out=tmp_path / "runs")
+    assert result.config["strategy_options"] == {}  # naive has none
+    cfg = ll.RunConfig(benchmark="split-mnist", strategy="l2", strategy_options={},
+                       benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
+                       train=FAST)
+    result = ll.run(cfg, out=tmp_path / "runs")
+    assert result.config["strategy_options"]["lam"] == ll.make_strategy("l2").lam

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .results import (
     save_result,
     validate_result,
 )
-from .strategies import Strategy, make_strategy
+from .strategies import Strategy, make_strategy, resolved_hyperparameters
 from .train import Progress, resolve_device, run_stream, summarize
 
 
@@ -116,6 +117,8 @@ def run(
     """
     from . import checkpoint as ckpt
 
+    config = dataclasses.replace(
+        config, strategy_options=resolved_hyperparameters(config.strategy, **config.strategy_options))
     run_dir = Path(out) / config.run_id() if out is not None else None
     if run_dir is not None and (run_dir / "result.json").exists() and reuse:
         return validate_result(load_result(run_dir), config.to_dict(), run_dir)

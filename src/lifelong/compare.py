@@ -97,10 +97,9 @@ class Comparison:
         Each method's hyper-parameters are written out in full (defaults included), so a run's
         id — and whether a finished run is reused — changes when a default changes.
         """
-        from .strategies import make_strategy
+        from .strategies import resolved_hyperparameters
 
-        resolved = {m.label: make_strategy(m.name, **m.options).hyperparameters()
-                    for m in self.methods}
+        resolved = {m.label: resolved_hyperparameters(m.name, **m.options) for m in self.methods}
         runs = []
         for bench in self.benchmarks:
             for seed in self.seeds:

@@ -101,8 +101,17 @@ class RunConfig:
         return cls(**data, train=train if isinstance(train, TrainConfig) else make_train_config(train))
 
     def run_id(self) -> str:
-        """Readable and derived from the whole config: the same config gives the same id."""
-        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        """Readable and derived from the whole config: the same config gives the same id.
+
+        The strategy's hyper-parameters count with their defaults written out, so a changed
+        default gives a new id (the run is retrained, not wrongly reused).
+        """
+        from .strategies import resolved_hyperparameters  # lazy: strategies never import config
+
+        data = self.to_dict()
+        options = resolved_hyperparameters(self.strategy, **self.strategy_options)
+        data["strategy_options"] = json.loads(json.dumps(options, default=str))
+        digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.benchmark}-{self.strategy}-s{self.train.seed}-{digest}"
 
 

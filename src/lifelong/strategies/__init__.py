@@ -26,4 +26,12 @@ def make_strategy(name: str, **hyperparameters) -> Strategy:
         raise LifelongError(f"bad hyper-parameter for strategy {name!r}: {exc}") from None
 
 
-__all__ = ["Batch", "Strategy", "load_all", "make_strategy"]
+def resolved_hyperparameters(name: str, **options) -> dict:
+    """Every hyper-parameter of ``name`` with ``options`` applied, defaults written out.
+
+    A run's id derives from these, so a run is retrained (not reused) when a default changes.
+    """
+    return make_strategy(name, **options).hyperparameters()
+
+
+__all__ = ["Batch", "Strategy", "load_all", "make_strategy", "resolved_hyperparameters"]
