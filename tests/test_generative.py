@@ -23,16 +23,6 @@ SMALL = {"hidden": (32,), "latent_dim": 4}
 FAST = lifelong.TrainConfig(lr=1e-2, epochs=3, batch_size=16, device="cpu", eval_every_epoch=False)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded machine two threads that spin
-    waiting for each other make these tests tens of times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_model(stream, seed: int = 0):
     torch.manual_seed(seed)
     return make_model("mlp", stream.input_shape, stream.num_classes, hidden=(32,))
