@@ -86,6 +86,10 @@ def test_split_stream_classes_and_mask():
         ("split-mnist", {"scenario": "domain"}, "scenario"),
         ("rotated-mnist", {"angles": []}, "at least one angle"),
         ("rotated-mnist", {"colour": 1}, "bad option"),
+        ("rotated-mnist", {"train_per_task": -5}, "train_per_task must be a positive integer"),
+        ("rotated-mnist", {"angles": ["up"]}, "angles must be numbers"),
+        ("permuted-mnist", {"n_tasks": 0}, "n_tasks must be a positive integer"),
+        ("split-mnist", {"classes_per_task": 0}, "classes_per_task must be a positive integer"),
         ("nope", {}, "unknown benchmark 'nope'; known: permuted-mnist"),
     ],
 )

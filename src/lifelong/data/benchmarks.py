@@ -30,6 +30,13 @@ def _check_scenario(scenario: str, allowed: Sequence[str], name: str) -> None:
         )
 
 
+def _check_count(name: str, value, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LifelongError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _num_classes(y: torch.Tensor) -> int:
     return int(y.max().item()) + 1
 
@@ -52,6 +59,9 @@ def rotated(
     _check_scenario(scenario, ("domain", "task"), "rotated-mnist")
     if len(angles) == 0:
         raise LifelongError("rotated-mnist needs at least one angle")
+    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in angles):
+        raise LifelongError(f"angles must be numbers of degrees, got {list(angles)!r}")
+    _check_count("train_per_task", train_per_task, allow_none=True)
     xtr, ytr, xte, yte = _data(source, arrays)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
@@ -76,8 +86,8 @@ def permuted(
 ) -> Stream:
     """Task t shuffles the pixels of every image by its own permutation (seeded by ``seed``)."""
     _check_scenario(scenario, ("domain", "task"), "permuted-mnist")
-    if n_tasks < 1:
-        raise LifelongError(f"permuted-mnist needs n_tasks >= 1, got {n_tasks}")
+    _check_count("n_tasks", n_tasks)
+    _check_count("train_per_task", train_per_task, allow_none=True)
     xtr, ytr, xte, yte = _data(source, arrays)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
@@ -106,7 +116,8 @@ def split(
     _check_scenario(scenario, ("task", "class"), "split-mnist")
     xtr, ytr, xte, yte = _data(source, arrays)
     n = _num_classes(ytr)
-    if classes_per_task < 1 or n % classes_per_task:
+    _check_count("classes_per_task", classes_per_task)
+    if n % classes_per_task:
         raise LifelongError(
             f"classes_per_task={classes_per_task} must divide the {n} classes evenly"
         )
