@@ -80,14 +80,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--targets", nargs="+", default=["hard", "soft"], choices=["hard", "soft"])
     parser.add_argument("--generator-epochs", type=int, default=None)
+    parser.add_argument("--generator-lr", type=float, default=None)
     parser.add_argument("--skip-joint", action="store_true", help="(b) without the joint run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = {"generator_epochs": args.generator_epochs} if args.generator_epochs else {}
-    replay = [
-        ("generative-replay", {**({"targets": "soft"} if t == "soft" else {}), **gen}) for t in args.targets
+    gen |= {"generator_lr": args.generator_lr} if args.generator_lr else {}
+    replay = [("generative-replay", {"targets": t, **gen}) for t in args.targets]
+    more = [
+        ("generative-replay", {"targets": "soft", "generator_lr": 3e-3}),
+        ("generative-replay", {"targets": "soft", "generator_epochs": 30}),
+        ("generative-replay", {"targets": "soft", "generator_epochs": 30, "generator_lr": 3e-3}),
     ]
-    more = [("generative-replay", {"targets": "soft", "generator_epochs": 30})]
     if "a" in args.part:
         train = lifelong.TrainConfig(**SPLIT_TRAIN, device="cpu", eval_every_epoch=False)
         part("a", "split-mnist", {"scenario": "class"}, train, [("naive", {}), *replay], args.seeds)

@@ -101,7 +101,7 @@ def test_save_and_load_give_identical_samples(tiny_class_stream, tmp_path):
 
 # ----------------------------------------------------------------------------- the solver
 def test_replayed_labels_come_from_the_previous_learner(tiny_class_stream):
-    model, strategy = after_first_task(tiny_class_stream)
+    model, strategy = after_first_task(tiny_class_stream, targets="hard")
     previous = copy.deepcopy(model)
     with torch.no_grad():  # the current learner now votes class 3 for everything
         model.net[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 100.0]))
@@ -129,7 +129,9 @@ def test_distillation_loss_matches_hand_computed_value():
 
 @pytest.mark.parametrize("weight, replay_size, expected_r", [(None, None, 0.5), (0.8, 5, 0.8)])
 def test_replayed_share_of_each_batch_follows_the_options(tiny_class_stream, weight, replay_size, expected_r):
-    model, strategy = after_first_task(tiny_class_stream, current_weight=weight, replay_size=replay_size)
+    model, strategy = after_first_task(
+        tiny_class_stream, targets="hard", current_weight=weight, replay_size=replay_size
+    )
     task = tiny_class_stream[1]
     x, y = task.x_train[:8], task.y_train[:8]
     batch = (x, y, task.train_ids()[:8])
