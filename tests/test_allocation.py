@@ -18,15 +18,6 @@ CFG = ll.TrainConfig(optimizer="adam", lr=0.01, batch_size=32, epochs=4, device=
                      eval_every_epoch=False)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread avoids thread contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def rotated_task_stream():
     """3 rotated tasks over 4 classes, task identity known: one shared label space."""
     return rotated(angles=(0, 45, 90), arrays=tiny_arrays(), scenario="task")

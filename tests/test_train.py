@@ -126,14 +126,21 @@ def test_shared_optimizer_keeps_state_across_tasks(tiny_domain_stream):
     assert len({id(o) for o in seen}) == 3
 
 
-def test_run_writes_a_complete_directory(tmp_path):
+def tiny_run_config(tmp_path, strategy: str) -> ll.RunConfig:
+    """A split-mnist config on the tiny data: arrays cannot live in a config file, so the data
+    goes through an IDX folder."""
     from conftest import idx_folder, tiny_arrays
 
-    # arrays cannot live in a config file: the tiny data goes through an IDX folder
-    folder = idx_folder(tmp_path / "data", tiny_arrays())
-    cfg = ll.RunConfig(benchmark="split-mnist", strategy="naive",
-                       benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
-                       train=FAST)
+    folder = tmp_path / "data"
+    if not folder.exists():
+        idx_folder(folder, tiny_arrays())
+    return ll.RunConfig(benchmark="split-mnist", strategy=strategy,
+                        benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
+                        train=FAST)
+
+
+def test_run_writes_a_complete_directory(tmp_path):
+    cfg = tiny_run_config(tmp_path, "naive")
     result = ll.run(cfg, out=tmp_path / "runs")
     run_dir = tmp_path / "runs" / cfg.run_id()
     data = json.loads((run_dir / "result.json").read_text())
@@ -196,16 +203,7 @@ def test_cnn_rejects_flat_inputs():
 
 
 def test_run_writes_default_hyperparameters_into_the_config(tmp_path):
-    from conftest import idx_folder, tiny_arrays
-
-    folder = idx_folder(tmp_path / "data", tiny_arrays())
-    cfg = ll.RunConfig(benchmark="split-mnist", strategy="naive",
-                       benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
-                       train=FAST)
-    result = ll.run(cfg, out=tmp_path / "runs")
+    result = ll.run(tiny_run_config(tmp_path, "naive"), out=tmp_path / "runs")
     assert result.config["strategy_options"] == {}  # naive has none
-    cfg = ll.RunConfig(benchmark="split-mnist", strategy="l2", strategy_options={},
-                       benchmark_options={"source": str(folder)}, model_options={"hidden": [8]},
-                       train=FAST)
-    result = ll.run(cfg, out=tmp_path / "runs")
+    result = ll.run(tiny_run_config(tmp_path, "l2"), out=tmp_path / "runs")
     assert result.config["strategy_options"]["lam"] == ll.make_strategy("l2").lam
