@@ -5,7 +5,6 @@ import copy
 import pytest
 import torch
 from conftest import tiny_arrays
-from test_allocation import one_thread  # noqa: F401  (autouse: one torch thread)
 
 import lifelong as ll
 from lifelong.data import rotated

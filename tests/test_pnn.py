@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from test_allocation import one_thread  # noqa: F401  (autouse: one torch thread)
 from torch import nn
 
 import lifelong as ll
