@@ -28,6 +28,20 @@ def tiny_arrays(seed: int = 0):
     return xtr, ytr, xte, yte
 
 
+class Interrupt(Exception):
+    """Raised by ``stop_at`` to interrupt a run, as Ctrl-C or a crash would."""
+
+
+def stop_at(task: int):
+    """A progress callback that interrupts the run as task ``task`` starts."""
+
+    def progress(event):
+        if event["event"] == "task_start" and event["task"] == task:
+            raise Interrupt
+
+    return progress
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tiny tensors run fastest on one thread; more only adds scheduling cost (and contention)."""

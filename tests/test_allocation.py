@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import idx_folder, tiny_arrays
+from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
 from safetensors.torch import load_file, save_file
 
 import lifelong as ll
@@ -141,17 +141,6 @@ def test_the_same_seed_gives_the_same_run(method):
     assert first.model_sizes == second.model_sizes
 
 
-class Stop(Exception):
-    pass
-
-
-def stop_before_task(task: int):
-    def progress(event):
-        if event["event"] == "task_start" and event["task"] == task:
-            raise Stop
-    return progress
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_a_run_interrupted_after_a_task_resumes_to_identical_numbers(method, tmp_path):
     """Through the library's checkpoints: masks, columns and grown units come back exactly."""
@@ -162,8 +151,8 @@ def test_a_run_interrupted_after_a_task_resumes_to_identical_numbers(method, tmp
                        model_options={"hidden": [16, 8]},
                        train=ll.TrainConfig(epochs=2, lr=0.01, batch_size=32, device="cpu"))
     whole = ll.run(cfg, out=tmp_path / "whole")
-    with pytest.raises(Stop):
-        ll.run(cfg, out=tmp_path / "cut", progress=stop_before_task(2))
+    with pytest.raises(Interrupt):
+        ll.run(cfg, out=tmp_path / "cut", progress=stop_at(2))
     resumed = ll.run(cfg, out=tmp_path / "cut")
     assert resumed.extra == {"resumed_after_task": 2}
     assert resumed.accuracy_matrix == whole.accuracy_matrix

@@ -7,17 +7,13 @@ import textwrap
 
 import pytest
 import torch
-from conftest import idx_folder, tiny_arrays
+from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
 
 import lifelong as ll
 from lifelong import checkpoint as ckpt
 from lifelong.strategies.base import Strategy
 
 FAST = dict(epochs=2, lr=0.01, batch_size=32, device="cpu")
-
-
-class Interrupt(Exception):
-    pass
 
 
 class NoisyAnchor(Strategy):
@@ -48,13 +44,6 @@ def config(data_dir, strategy="naive", **train):
     return ll.RunConfig(benchmark="rotated-mnist", strategy=strategy,
                         benchmark_options={"source": str(data_dir), "angles": [0, 45, 90]},
                         model_options={"hidden": [16]}, train=ll.TrainConfig(**{**FAST, **train}))
-
-
-def stop_at(task: int):
-    def progress(event):
-        if event["event"] == "task_start" and event["task"] == task:
-            raise Interrupt
-    return progress
 
 
 def same_numbers(a: ll.RunResult, b: ll.RunResult) -> None:

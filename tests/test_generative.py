@@ -246,16 +246,9 @@ def test_sample_grid_renders_images_and_vectors(shape):
 
 
 def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
-    from conftest import idx_folder
+    from conftest import Interrupt, idx_folder, stop_at
 
     from lifelong import checkpoint
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_at_task_2(event):
-        if event["event"] == "task_start" and event["task"] == 2:
-            raise Interrupt
 
     source = idx_folder(tmp_path / "data", tiny_arrays())
     cfg = lifelong.RunConfig(
@@ -268,7 +261,7 @@ def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
     )
     whole = lifelong.run(cfg, out=tmp_path / "whole")
     with pytest.raises(Interrupt):
-        lifelong.run(cfg, out=tmp_path / "cut", progress=stop_at_task_2)
+        lifelong.run(cfg, out=tmp_path / "cut", progress=stop_at(2))
     run_dir = tmp_path / "cut" / cfg.run_id()
     assert checkpoint.has_checkpoint(run_dir)
     resumed = lifelong.run(cfg, out=tmp_path / "cut")

@@ -2,20 +2,9 @@
 their seeded generators are part of the saved strategy state)."""
 
 import pytest
-from conftest import idx_folder, tiny_arrays
+from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
 
 import lifelong as ll
-
-
-class Interrupt(Exception):
-    pass
-
-
-def stop_at(task: int):
-    def progress(event):
-        if event["event"] == "task_start" and event["task"] == task:
-            raise Interrupt
-    return progress
 
 
 @pytest.fixture(scope="module")
