@@ -9,18 +9,19 @@ from conftest import tiny_arrays
 import lifelong as ll
 from lifelong.data import rotated
 from lifelong.strategies.masks import keep_largest, owned
+from lifelong.strategies.packnet import PackNet
 from lifelong.train import run_stream
 
 STREAM = rotated(angles=(0, 45, 90), arrays=tiny_arrays(), scenario="task")
 
 
-def run(strategy, config=None, hidden=(24, 12)):
+def run(strategy, config=None, hidden=(24, 12), stream=STREAM):
     """Train on the 3-task stream, keeping a copy of the weights after every task."""
     torch.manual_seed(0)
-    model = ll.make_model("mlp", STREAM.input_shape, STREAM.num_classes, hidden=hidden)
+    model = ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=hidden)
     snapshots = []
     config = config or ll.TrainConfig(lr=0.01, batch_size=32, epochs=2, device="cpu", eval_every_epoch=False)
-    model, _ = run_stream(STREAM, model, strategy, config,
+    model, _ = run_stream(stream, model, strategy, config,
                           on_task_end=lambda m, o, s: snapshots.append(copy.deepcopy(m.state_dict())))
     return model, snapshots
 
@@ -32,17 +33,43 @@ def test_keep_largest_keeps_the_largest_magnitudes_among_candidates():
     assert keep_largest(w, candidates, 0.0).sum() == 0
 
 
-def test_each_task_owns_its_share_and_pruned_weights_are_zero():
-    strategy = ll.make_strategy("packnet", prune=0.75, retrain_epochs=1)
+class Recording(PackNet):
+    """PackNet that keeps, per task, the free weights which got a gradient during training."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.seen = []
+
+    def after_task(self, model, task):
+        self.seen.append({n: t.clone() for n, t in self._freeze.trained.items()})
+        super().after_task(model, task)
+
+
+def test_each_task_owns_its_share_of_the_weights_it_trained_and_pruned_weights_are_zero():
+    strategy = Recording(prune=0.75, retrain_epochs=1)
     _, snapshots = run(strategy)
     owner = strategy.owner_["net.1.weight"]
-    n = owner.numel()  # 36 × 24 = 864
-    task0 = round(0.25 * n)
-    task1 = round(0.25 * (n - task0))
-    task2 = round(0.25 * (n - task0 - task1))
-    assert [int((owner == t + 1).sum()) for t in range(3)] == [task0, task1, task2] == [216, 162, 122]
+    free = torch.ones_like(owner, dtype=torch.bool)
+    for t, seen in enumerate(strategy.seen):
+        trained = free & seen["net.1.weight"]
+        mine = owner == t + 1
+        assert int(mine.sum()) == round(0.25 * int(trained.sum())) > 0
+        assert torch.all(trained[mine]), "a task owns only weights it trained"
+        free &= ~mine
     after_first = snapshots[0]["net.1.weight"]
     assert torch.all(after_first[owner != 1] == 0), "weights released after task 0 must be zero"
+
+
+def test_weights_that_got_no_gradient_are_released_not_kept():
+    # the 45° task has 4 input pixels that are zero in every training image: the weights from
+    # them never train (their magnitude is only the random draw), so task 1 must not own them
+    strategy = ll.make_strategy("packnet", prune=0.5, retrain_epochs=1)
+    run(strategy)
+    dead = STREAM[1].x_train.flatten(1).abs().sum(0) == 0
+    assert int(dead.sum()) == 4
+    owner = strategy.owner_["net.1.weight"]
+    assert not bool((owner[:, dead] == 2).any())
+    assert bool((owner[:, ~dead] == 2).any())
 
 
 def test_frozen_weights_and_biases_stay_bit_exact_under_momentum_and_weight_decay():
@@ -74,9 +101,11 @@ def test_task_t_predicts_with_the_weights_of_tasks_up_to_t_and_its_own_head():
 
 def test_no_free_weight_left_is_a_clear_error():
     strategy = ll.make_strategy("packnet", prune=0.01, retrain_epochs=0)
-    # hidden (2,): 72 prunable weights; task 0 keeps 71, task 1 the last one, task 2 finds none
+    # hidden (2,): 72 prunable weights, all trained (no input pixel is zero throughout at
+    # 0°/90°/180°); task 0 keeps 71, task 1 the last one, task 2 finds none
+    stream = rotated(angles=(0, 90, 180), arrays=tiny_arrays(), scenario="task")
     with pytest.raises(ll.LifelongError, match=r"no free weights left in layer 'net.1.weight'.*raise prune"):
-        run(strategy, hidden=(2,))
+        run(strategy, hidden=(2,), stream=stream)
 
 
 @pytest.mark.parametrize("options, message", [({"prune": 1.0}, "prune must be in"),

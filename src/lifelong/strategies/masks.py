@@ -75,27 +75,35 @@ class Freeze:
     """Hold every parameter entry fixed except those marked trainable.
 
     ``trainable`` maps a parameter name to True (all entries), a boolean tensor (those entries)
-    or nothing (frozen).
+    or nothing (frozen). For a parameter given a boolean tensor, ``trained[name]`` records the
+    entries that have received a nonzero gradient since the freeze began (a weight from an input
+    that is always zero, or into a unit that never fires, never does).
     """
 
     def __init__(self, model: nn.Module, trainable: dict[str, bool | torch.Tensor]) -> None:
-        self.entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        self.trained: dict[str, torch.Tensor] = {}
         for name, param in model.named_parameters():
             allowed = trainable.get(name, False)
             if allowed is True:
                 continue
+            seen = None
             if allowed is False:
                 allowed = torch.zeros_like(param, dtype=torch.bool)
-            self.entries.append((param, allowed.to(param.device), param.detach().clone()))
+            else:
+                seen = self.trained[name] = torch.zeros_like(param, dtype=torch.bool)
+            self.entries.append((param, allowed.to(param.device), param.detach().clone(), seen))
 
     def after_backward(self) -> None:
-        for param, allowed, _ in self.entries:
+        for param, allowed, _, seen in self.entries:
             if param.grad is not None:
                 param.grad.mul_(allowed)
+                if seen is not None:
+                    seen |= param.grad != 0
 
     def after_step(self) -> None:
         with torch.no_grad():
-            for param, allowed, anchor in self.entries:
+            for param, allowed, anchor, _ in self.entries:
                 param.copy_(torch.where(allowed, param, anchor))
 
 

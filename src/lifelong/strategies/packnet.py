@@ -7,8 +7,12 @@ One fixed network is packed with tasks one after another (Sec. 3, Fig. 1):
    used but frozen (gradient mask). The free weights, zeroed when released, are first redrawn
    from the default initialisation (our choice: with the homework's small Adam steps, weights
    trained from zero barely move and later tasks learn little);
-2. *prune*: in every layer, release the fraction ``prune`` of those free weights with the
-   smallest magnitude (set to zero; free again for later tasks) — the rest are task t's;
+2. *prune*: in every layer, release the fraction ``prune`` of the free weights task t trained
+   with the smallest magnitude (set to zero; free again for later tasks) — the rest are task
+   t's. A free weight that never got a gradient during the task (from an input pixel that is
+   zero in all of its images, or into a unit that never fires) is released as well: its
+   magnitude is only its random initialisation, and kept it would be frozen as task t's
+   without serving it, taking capacity from (and feeding noise into) later tasks;
 3. *retrain* briefly (``retrain_epochs``) with only task t's kept weights trainable;
 4. *freeze* task t's weights for good.
 
@@ -18,8 +22,8 @@ classifiers), so the answers for old tasks cannot change: forgetting is zero by 
 The network's size never changes; the masks (2 bytes per weight) and heads count as memory.
 
 Biases are not pruned: trained with the first task, then fixed (as in the paper). With
-``prune`` = p, task t keeps (1 − p) pⁱ of each layer; when a layer has no free weight left a
-clear error says so.
+``prune`` = p, task t keeps the fraction 1 − p of the free weights it trained ((1 − p) pᵗ of each
+layer when every weight trains); when a layer has no free weight left a clear error says so.
 """
 
 from __future__ import annotations
@@ -91,11 +95,12 @@ class PackNet(Strategy):
     def after_task(self, model: nn.Module, task: Task) -> None:
         weights, heads, biases = layer_roles(model, "packnet")
         params = dict(model.named_parameters())
+        assert self._freeze is not None
         kept = {}
         with torch.no_grad():
-            for n in weights:  # step 2: prune the smallest free weights, layer by layer
+            for n in weights:  # step 2: prune the smallest trained free weights, layer by layer
                 free = self.owner_[n] == FREE
-                kept[n] = keep_largest(params[n], free, 1 - self.prune)
+                kept[n] = keep_largest(params[n], free & self._freeze.trained[n], 1 - self.prune)
                 params[n].masked_fill_(free & ~kept[n], 0.0)
         self._freeze = Freeze(model, self._with_heads(dict(kept), heads, biases, task))
         if self.retrain_epochs:  # step 3: retrain the kept weights
