@@ -37,20 +37,51 @@ def penalty_with(merge, omegas, anchors, lam=0.5, gamma=0.5):
 
 
 def value_at(strategy, theta):
-    return float(strategy.penalty(two_weights(theta)).detach())
+    return float(strategy.penalty(two_weights(theta)))
+
+
+def penalty_grad(strategy, model):
+    """The gradient the loop gives the penalty: its value, then ``after_backward``."""
+    value = strategy.penalty(model)
+    strategy.after_backward(model)
+    return value, model[0].weight.grad.reshape(-1)
 
 
 def test_penalty_is_zero_at_anchor_and_its_gradient_is_2_lambda_omega_delta():
     strategy = penalty_with("sum", [[2.0, 3.0]], [[1.0, -1.0]], lam=0.5)
     assert value_at(strategy, [1.0, -1.0]) == 0.0
     model = two_weights([1.5, 0.0])
-    loss = strategy.penalty(model)
-    loss.backward()
+    loss, grad = penalty_grad(strategy, model)
     expected = 2 * 0.5 * torch.tensor([2.0, 3.0]) * torch.tensor([0.5, 1.0])
-    assert torch.allclose(model[0].weight.grad.reshape(-1), expected)
-    assert float(loss.detach()) == pytest.approx(0.5 * (2 * 0.25 + 3 * 1.0))
+    assert torch.allclose(grad, expected)
+    assert float(loss) == pytest.approx(0.5 * (2 * 0.25 + 3 * 1.0))
     assert torch.allclose(strategy.penalty_gradient("0.weight", model[0].weight).reshape(-1),
                           expected)
+    strategy.after_backward(model)  # a second call without a new value adds nothing
+    assert torch.allclose(model[0].weight.grad.reshape(-1), expected)
+
+
+def test_the_loop_gradient_equals_autograd_of_the_whole_loss():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    strategy = QuadraticPenalty(0.7, "sum")
+    strategy.class_mask_ = None  # one head (``setup`` sets it from the stream)
+    omega = {n: torch.rand_like(p) for n, p in model.named_parameters()}
+    anchor = {n: torch.randn_like(p) for n, p in model.named_parameters()}
+    strategy.merge_importance(omega, anchor)
+    x, y = torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 1])
+    batch = (x, y, torch.zeros(5, dtype=torch.long))
+    loss = strategy.loss(model, batch, None)
+    loss.backward()
+    strategy.after_backward(model)
+    ours = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    reference = nn.functional.cross_entropy(model(x), y) + 0.7 * sum(
+        (omega[n] * (p - anchor[n]) ** 2).sum() for n, p in model.named_parameters())
+    reference.backward()
+    assert float(loss.detach()) == pytest.approx(float(reference.detach()), rel=1e-6)
+    for n, p in model.named_parameters():
+        assert torch.allclose(ours[n], p.grad, atol=1e-6), n
 
 
 def test_merge_separate_keeps_one_penalty_per_task():
@@ -60,10 +91,9 @@ def test_merge_separate_keeps_one_penalty_per_task():
     # task 1: 1·4 + 2·1 = 6; task 2: 3·1 + 0 = 3 → λ·9
     assert value_at(strategy, theta) == pytest.approx(0.5 * 9, rel=1e-6)
     assert len(strategy.task_omegas_) == 2
-    model = two_weights(theta)
-    strategy.penalty(model).backward()
+    _, grad = penalty_grad(strategy, two_weights(theta))
     expected = 2 * 0.5 * torch.tensor([1 * 2 + 3 * 1, 2 * -1 + 0.0])
-    assert torch.allclose(model[0].weight.grad.reshape(-1), expected)
+    assert torch.allclose(grad, expected)
 
 
 def test_merge_sum_adds_omegas_and_anchors_at_the_latest_task():
@@ -144,24 +174,41 @@ def test_si_integrates_the_task_gradient_without_the_penalty():
     assert torch.allclose(si.path_["0.weight"].reshape(-1), torch.tensor([-0.4, -0.4]))
 
 
-def test_rwalk_fisher_and_score_by_hand():
-    rw = make_strategy("rwalk", lam=1.0, alpha=0.5, epsilon=0.1)
+def rwalk_after_two_steps(**params):
+    rw = make_strategy("rwalk", lam=1.0, epsilon=0.1, **params)
     model = two_weights([0.0, 0.0])
     task = Task(0, "t", torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), torch.zeros(1, 1),
                 torch.zeros(1, dtype=torch.long), (0,))
     rw.before_task(model, task)
     drive(rw, model, quadratic(torch.ones(2), torch.tensor([1.0, -2.0])), 2, 0.5)
-    # step 1: g = (−1, 2), Δ = (0.5, −1), F = g²; step 2: g = (−0.5, 1), Δ = (0.25, −0.5)
-    g1, d1, g2, d2 = (torch.tensor(v) for v in ([-1.0, 2.0], [0.5, -1.0], [-0.5, 1.0],
-                                                  [0.25, -0.5]))
-    f1 = g1**2
-    f2 = 0.5 * g2**2 + 0.5 * f1
-    score = -g1 * d1 / (0.5 * f1 * d1**2 + 0.1) - g2 * d2 / (0.5 * f2 * d2**2 + 0.1)
+    return rw, rw.estimate(model, task)["0.weight"].reshape(-1)
+
+
+# SGD 0.5 on ½(θ − c)², c = (1, −2), from θ = 0: g1 = (−1, 2), Δ1 = (0.5, −1);
+# g2 = (−0.5, 1), Δ2 = (0.25, −0.5)
+G1, D1, G2, D2 = (torch.tensor(v) for v in ([-1.0, 2.0], [0.5, -1.0], [-0.5, 1.0], [0.25, -0.5]))
+
+
+@pytest.mark.parametrize("interval", [2, 3])  # 3: the task's last, shorter interval counts
+def test_rwalk_scores_an_interval_by_hand(interval):
+    rw, omega = rwalk_after_two_steps(interval=interval, alpha=0.9)
+    fisher = (G1**2 + G2**2) / 2  # the first interval's mean g² starts the average
+    moved = D1 + D2
+    score = ((-G1 * D1 - G2 * D2) / (0.5 * fisher * moved**2 + 0.1)).clamp_min(0)
+    assert torch.allclose(rw.fisher_["0.weight"].reshape(-1), fisher)
+    assert torch.allclose(omega, fisher + score)
+
+
+def test_rwalk_every_step_uses_the_fisher_before_the_step_and_averages_scores():
+    rw, omega = rwalk_after_two_steps(interval=1, alpha=0.5)
+    f1 = G1**2
+    score = -G1 * D1 / (0.5 * f1 * D1**2 + 0.1) - G2 * D2 / (0.5 * f1 * D2**2 + 0.1)
+    f2 = 0.5 * G2**2 + 0.5 * f1
     assert torch.allclose(rw.fisher_["0.weight"].reshape(-1), f2)
-    omega = rw.estimate(model, task)["0.weight"].reshape(-1)
     assert torch.allclose(omega, f2 + score)
+    model = two_weights([0.75, -1.5])
     rw.task_score_ = {"0.weight": torch.zeros(2, 1)}
-    again = rw.estimate(model, task)["0.weight"].reshape(-1)
+    again = rw.estimate(model, None)["0.weight"].reshape(-1)
     assert torch.allclose(again, f2 + score / 2)  # averaged with the new (zero) score
 
 
@@ -182,7 +229,7 @@ def test_presets():
 @pytest.mark.parametrize("name,bad", [
     ("ewc", {"lam": -1.0}), ("ewc", {"fisher": "exact"}), ("ewc", {"samples": 0}),
     ("ewc", {"merge": "max"}), ("online-ewc", {"gamma": 0.0}), ("online-ewc", {"gamma": 1.5}),
-    ("si", {"xi": 0.0}), ("scp", {"slices": 0}), ("rwalk", {"alpha": 2.0}),
+    ("si", {"xi": 0.0}), ("scp", {"slices": 0}), ("rwalk", {"alpha": 2.0}), ("rwalk", {"interval": 0}),
     ("rwalk", {"epsilon": -1.0}), ("mas", {"lam": "big"}), ("ewc", {"per_sample": "yes"}),
 ])
 def test_bad_hyperparameters_raise(name, bad):

@@ -9,7 +9,8 @@ overrides only what it needs:
 ``train_data(task)``               the tensors the loop iterates for this task (joint: all seen)
 ``before_task(model, task)``       grow a column/head, snapshot θ_start; returns the model
 ``loss(model, batch, task)``       cross-entropy on the (masked) logits + ``penalty(model)``
-``after_backward(model)``          edit gradients (GEM/A-GEM projection, PackNet masks)
+``after_backward(model)``          edit gradients (GEM/A-GEM projection, PackNet masks, the
+                                   quadratic penalty's gradient)
 ``after_step(model)``              path integrals (SI, RWalk)
 ``after_task(model, task)``        importance, anchors, memories, pruning, freezing
 ``predict(model, x, task_ids)``    only where the output depends on the task (PNN, PackNet)
@@ -82,6 +83,8 @@ class Strategy:
         return F.cross_entropy(self.logits(model, x, t), y) + self.penalty(model)
 
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
+        """A regulariser added to the loss: a differentiable term, or a plain value whose
+        gradient ``after_backward`` adds to ``.grad`` (``QuadraticPenalty``: less memory traffic)."""
         return 0.0
 
     def after_backward(self, model: nn.Module) -> None:

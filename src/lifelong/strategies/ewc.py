@@ -28,13 +28,8 @@ from torch import nn
 from ..data.streams import Task
 from ..errors import LifelongError
 from ..registry import STRATEGIES
-from .importance import (
-    Params,
-    QuadraticPenalty,
-    check_count,
-    per_sample_gradient_stat,
-    trainable,
-)
+from .gradient_stats import per_sample_gradient_stat
+from .importance import Params, QuadraticPenalty, check_count, trainable
 
 FISHER_KINDS = ("true", "empirical")
 

@@ -20,7 +20,6 @@ Note the penalty has no ½ (EWC's paper writes λ/2): a paper's λ is twice ours
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -87,6 +86,17 @@ def trainable(model: nn.Module) -> Params:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
+def buffer_like(param: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous scratch tensor with ``param``'s shape, dtype and device."""
+    return torch.empty_like(param, memory_format=torch.contiguous_format)
+
+
+def fits(buffer: torch.Tensor | None, param: torch.Tensor) -> bool:
+    """Whether a scratch tensor still matches ``param`` (a grown layer or a moved model do not)."""
+    return (buffer is not None and buffer.shape == param.shape and buffer.dtype == param.dtype
+            and buffer.device == param.device)
+
+
 class QuadraticPenalty(Strategy):
     """Adds λ Σ Ω (θ − θ*)² to the loss; subclasses implement ``estimate(model, task)``."""
 
@@ -129,16 +139,50 @@ class QuadraticPenalty(Strategy):
 
     # ------------------------------------------------------------ penalty
     def penalty(self, model: nn.Module) -> torch.Tensor | float:
+        """The value λ (Σ Ω (θ − θ*)² + c), without an autograd graph: ``after_backward`` adds
+        its gradient 2λΩ(θ − θ*) to ``.grad`` (the loop calls both on every step).
+
+        The penalty touches every weight on every step, so it is written for memory traffic:
+        θ − θ* and Ω(θ − θ*) go into buffers kept between steps, and the gradient is one
+        in-place add, where autograd would allocate and sum extra full-size tensors.
+        """
+        self._weighted: Params = {}
         if not self.omega_ or self.lam == 0:
             return 0.0
-        terms = [
-            _WeightedSquare.apply(p, self.omega_[n], self.anchor_[n])
-            for n, p in trainable(model).items()
-            if n in self.omega_ and self.omega_[n].shape == p.shape
-        ]
-        if not terms:
-            return 0.0
-        return self.lam * (torch.stack(terms).sum() + self.offset_)
+        total = None
+        with torch.no_grad():
+            for n, p in trainable(model).items():
+                omega = self.omega_.get(n)
+                if omega is None or omega.shape != p.shape:
+                    continue
+                diff, weighted = self._scratch(n, p)
+                torch.sub(p, self.anchor_[n], out=diff)
+                torch.mul(diff, omega, out=weighted)  # Ω(θ − θ*)
+                term = torch.dot(weighted.reshape(-1), diff.reshape(-1))
+                total = term if total is None else total + term
+                self._weighted[n] = weighted
+        return 0.0 if total is None else self.lam * (total + self.offset_)
+
+    def after_backward(self, model: nn.Module) -> None:
+        """Adds the gradient of the last ``penalty`` value, 2λΩ(θ − θ*), to every ``.grad``."""
+        weighted, self._weighted = getattr(self, "_weighted", {}), {}
+        for n, p in trainable(model).items():
+            w = weighted.get(n)
+            if w is None:
+                continue
+            if p.grad is None:
+                p.grad = w.mul(2.0 * self.lam)
+            else:
+                p.grad.add_(w, alpha=2.0 * self.lam)
+
+    def _scratch(self, name: str, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two buffers shaped like ``param``, reused from step to step (not learned state)."""
+        if not hasattr(self, "_buffers"):
+            self._buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        pair = self._buffers.get(name)
+        if pair is None or not fits(pair[0], param):
+            pair = self._buffers[name] = (buffer_like(param), buffer_like(param))
+        return pair
 
     def penalty_gradient(self, name: str, param: torch.Tensor) -> torch.Tensor | None:
         """∂penalty/∂θ = 2λΩ(θ − θ*) for one parameter (None where it is not penalised)."""
@@ -146,31 +190,6 @@ class QuadraticPenalty(Strategy):
         if omega is None or omega.shape != param.shape or self.lam == 0:
             return None
         return 2.0 * self.lam * omega * (param.detach() - self.anchor_[name])
-
-    # ------------------------------------------------------------ path integrals (SI, RWalk)
-    def capture_step(self, model: nn.Module) -> None:
-        """In ``after_backward``: remember θ before the step and the gradient of the task loss
-        alone (the loss's gradient minus the penalty's own, 2λΩ(θ − θ*): no extra backward)."""
-        self._step_grads: Params = {}
-        self._step_start: Params = {}
-        for n, p in trainable(model).items():
-            if p.grad is None:
-                continue
-            g, omega = p.grad.detach(), self.omega_.get(n)
-            if omega is None or omega.shape != p.shape or self.lam == 0:
-                self._step_grads[n] = g.clone()
-            else:  # g − 2λΩ(θ − θ*)
-                diff = p.detach() - self.anchor_[n]
-                self._step_grads[n] = torch.addcmul(g, omega, diff, value=-2.0 * self.lam)
-            self._step_start[n] = p.detach().clone()
-
-    def step_changes(self, model: nn.Module):
-        """In ``after_step``: (name, task-loss gradient g, update Δθ) of every moved parameter."""
-        params = trainable(model)
-        for n, g in getattr(self, "_step_grads", {}).items():
-            if n in params and params[n].shape == g.shape:  # Δθ = −(θ_start − θ), in place
-                yield n, g, self._step_start[n].sub_(params[n].detach()).neg_()
-        self._step_grads, self._step_start = {}, {}
 
     def after_task(self, model: nn.Module, task: Task) -> None:
         was_training = model.training
@@ -206,23 +225,6 @@ class QuadraticPenalty(Strategy):
         self.omega_, self.anchor_, self.offset_ = merged, anchor, 0.0
 
 
-class _WeightedSquare(torch.autograd.Function):
-    """Σ Ω (θ − a)² with the backward 2Ω(θ − a) saved from the forward: fewer passes over
-    memory than autograd's elementwise graph (the penalty runs on every training step)."""
-
-    @staticmethod
-    def forward(ctx, param, omega, anchor):
-        diff = param.detach() - anchor
-        weighted = diff * omega  # Ω(θ − a)
-        ctx.save_for_backward(weighted)
-        return torch.dot(weighted.reshape(-1), diff.reshape(-1))
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (weighted,) = ctx.saved_tensors
-        return weighted * (2.0 * grad_output), None, None
-
-
 def combine_penalties(omegas: list[Params], anchors: list[Params]) -> tuple[Params, Params, float]:
     """Σ_t Ω_t (θ − a_t)² written as Ω (θ − ā)² + c: returns (Ω, ā, c)."""
     latest = anchors[-1]
@@ -239,100 +241,3 @@ def combine_penalties(omegas: list[Params], anchors: list[Params]) -> tuple[Para
         offset += float(sum((o * a * a).sum() for o, a in pairs) - (total * mean * mean).sum())
         omega[name], anchor[name] = total.float(), mean.float()
     return omega, anchor, max(offset, 0.0)
-
-
-# ---------------------------------------------------------------- per-sample gradient statistics
-SampleLosses = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def per_sample_gradient_stat(
-    model: nn.Module, sample_losses: SampleLosses, data: Batch, reduce: str = "square",
-    chunk: int = 500,
-) -> Params:
-    """Σ_n r(∂ℓ_n/∂θ) over the examples of ``data`` for every trainable parameter, with
-    r = square or abs and ``sample_losses(x, y, t)`` the (n,) per-example losses.
-
-    For ``nn.Linear`` layers the per-example weight gradient is the outer product g_n x_nᵀ of
-    the output gradient and the input, so Σ_n (g_n x_nᵀ)² = (g²)ᵀ(x²) and Σ_n |g_n x_nᵀ| =
-    |g|ᵀ|x|: one matrix product per layer from a forward hook. Any other model falls back to
-    ``torch.func`` (vmap of grad). Both are exact; the model must not mix examples (eval mode).
-    """
-    if reduce not in ("square", "abs"):
-        raise ValueError(f"reduce must be 'square' or 'abs', got {reduce!r}")
-    fn = torch.square if reduce == "square" else torch.abs
-    params = trainable(model)
-    x, y, t = data
-    totals = {n: torch.zeros_like(p) for n, p in params.items()}
-    linear = _linear_owners(model, params)
-    size = chunk if linear is not None else max(1, chunk // 20)
-    for start in range(0, x.shape[0], size):
-        part = (x[start:start + size], y[start:start + size], t[start:start + size])
-        stats = _linear_stats(model, linear, params, sample_losses, part, fn) if linear else None
-        if stats is None:
-            linear, size = None, max(1, chunk // 20)
-            stats = _func_stats(model, params, sample_losses, part, fn)
-        for n, s in stats.items():
-            totals[n] += s
-    return totals
-
-
-def _linear_owners(model: nn.Module, params: Params) -> dict[str, nn.Linear] | None:
-    """The Linear modules owning every trainable parameter, or None if some other module does."""
-    owners = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    for pname in params:
-        module, _, leaf = pname.rpartition(".")
-        if module not in owners or leaf not in ("weight", "bias"):
-            return None
-    return owners
-
-
-def _linear_stats(model, owners, params, sample_losses, data, fn) -> Params | None:
-    records: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-
-    def recorder(name: str):
-        def hook(module, inputs, output):
-            records.setdefault(name, []).append((inputs[0].detach(), output))
-        return hook
-
-    handles = [m.register_forward_hook(recorder(n)) for n, m in owners.items()]
-    try:
-        losses = sample_losses(*data)
-    finally:
-        for h in handles:
-            h.remove()
-    used = [n for n, rec in records.items() if rec[0][1].requires_grad]
-    if any(len(records[n]) != 1 or records[n][0][0].dim() != 2 for n in used):
-        return None  # layer reused or applied over extra dimensions: no shortcut
-    grads = torch.autograd.grad(losses.sum(), [records[n][0][1] for n in used], allow_unused=True)
-    stats = {}
-    for name, g in zip(used, grads):
-        if g is None:
-            continue
-        inputs = records[name][0][0]
-        if f"{name}.weight" in params:
-            stats[f"{name}.weight"] = fn(g).T @ fn(inputs)
-        if f"{name}.bias" in params:
-            stats[f"{name}.bias"] = fn(g).sum(0)
-    return stats
-
-
-class _Call(nn.Module):
-    def __init__(self, model: nn.Module, fn: SampleLosses) -> None:
-        super().__init__()
-        self.model, self.fn = model, fn
-
-    def forward(self, x, y, t):
-        return self.fn(x, y, t)
-
-
-def _func_stats(model, params, sample_losses, data, fn) -> Params:
-    from torch.func import functional_call, grad, vmap
-
-    wrapper = _Call(model, sample_losses)
-    detached = {f"model.{n}": p.detach() for n, p in params.items()}
-
-    def one(p, x, y, t):
-        return functional_call(wrapper, p, (x[None], y[None], t[None])).sum()
-
-    grads = vmap(grad(one), in_dims=(None, 0, 0, 0))(detached, *data)
-    return {n: fn(grads[f"model.{n}"]).sum(0) for n in params}

@@ -7,7 +7,7 @@ experiments); the objective is L_n(θ) + λ Σ_ij Ω_ij (θ_ij − θ*_ij)² (Eq
 accumulated over tasks (merge "sum").
 No labels are needed. The absolute value is taken per example, as in the paper (not of a
 mini-batch gradient); it is exact and vectorised (|g|ᵀ|x| per linear layer, see
-``importance.per_sample_gradient_stat``). Multi-head streams use the task's own outputs.
+``gradient_stats.per_sample_gradient_stat``). Multi-head streams use the task's own outputs.
 
 Hyper-parameters: lam (λ, default from the documented search on rotated MNIST), samples
 (examples used, None: all the task's training data), merge.
@@ -20,7 +20,8 @@ from torch import nn
 
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .importance import Params, QuadraticPenalty, check_count, per_sample_gradient_stat
+from .gradient_stats import per_sample_gradient_stat
+from .importance import Params, QuadraticPenalty, check_count
 
 
 @STRATEGIES.register("mas", "memory aware synapses: output-sensitivity importance (Aljundi 2018)")

@@ -2,20 +2,23 @@
 
 Chaudhry, Dokania, Ajanthan and Torr, "Riemannian Walk for Incremental Learning: Understanding
 Forgetting and Intransigence", ECCV 2018, §4:
-- §4.1 EWC++: a moving-average diagonal Fisher updated during training,
-  F ← α F_batch + (1 − α) F, with F_batch the squared mini-batch gradient of the task loss;
-  it is never reset between tasks.
-- §4.2 path score: per step, the loss change −g·Δθ a weight caused, normalised by the change
-  of the KL divergence it predicts, s += −g Δθ / (½ F Δθ² + ε); negative scores are set to 0
-  and, to keep the penalty from growing stiffer with every task, the score of a new task is
-  averaged with the previous one, s ← (s + s_t) / 2.
+- §4.1 EWC++: a moving-average diagonal Fisher, F ← α F_interval + (1 − α) F, with F_interval
+  the mean squared mini-batch gradient of the task loss over the last ``interval`` steps; it is
+  never reset between tasks.
+- §4.2 path score (Eq. 10): over each interval [t₁, t₂] of ``interval`` steps, the loss drop
+  the weight caused, Σ −g Δθ, normalised by the KL change it predicts over the interval,
+  ½ F (θ(t₂) − θ(t₁))² + ε; negative interval scores are set to 0, the task's score s_t is their
+  sum, and to keep the penalty from growing stiffer with every task s ← (s + s_t) / 2.
 - §4.3 objective: L_k(θ) + λ Σ_i (F_i + s_i)(θ_i − θ*_i)², anchored at the latest weights
   (merge "latest": Ω = F + s already carries the history).
-g is the task loss's gradient without the penalty's (see ``si``); the paper's exemplar memory
-is not part of this strategy (combine with replay for that).
+Intervals follow the authors' code (the Fisher and the score are updated every 50 iterations,
+α = 0.9 on the newest interval); the normaliser of an interval uses the Fisher before that
+interval is folded in, and a task's last, shorter interval is counted too. ``interval=1``
+scores every step. g is the task loss's gradient without the penalty's (see ``si``); the
+paper's exemplar memory is not part of this strategy (combine with replay for that).
 
 Hyper-parameters: lam (λ, default from the documented search on rotated MNIST), alpha (α, the
-weight of the newest mini-batch in the Fisher average, default 0.1 — our choice), epsilon (ε,
+newest interval's weight in the Fisher average), interval (steps per interval), epsilon (ε,
 default 0.1 as the course's damping), merge.
 """
 
@@ -26,7 +29,8 @@ from torch import nn
 
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .importance import Params, QuadraticPenalty, check_number, trainable
+from .importance import Params, QuadraticPenalty, check_count, check_number, trainable
+from .steps import StepTracker
 
 
 @STRATEGIES.register("rwalk", "Riemannian walk: moving-average Fisher + path score (Chaudhry 2018)")
@@ -36,37 +40,68 @@ class RWalk(QuadraticPenalty):
     name = "rwalk"
     default_merge = "latest"
 
-    def __init__(self, lam: float = 10000.0, alpha: float = 0.1, epsilon: float = 0.1,
-                 merge: str | None = None, gamma: float = 1.0) -> None:
+    def __init__(self, lam: float = 10000.0, alpha: float = 0.9, interval: int = 50,
+                 epsilon: float = 0.1, merge: str | None = None, gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
         self.alpha = check_number("alpha", alpha, 0.0, inclusive=False, high=1.0)
+        self.interval = check_count("interval", interval)
         self.epsilon = check_number("epsilon", epsilon, 0.0, inclusive=False)
         self.fisher_: Params = {}
         self.score_: Params = {}
         self.task_score_: Params = {}
+        self._steps = StepTracker()
+        self._reset_interval({})
+
+    def _reset_interval(self, params: Params) -> None:
+        """Start an interval: zero its path sum and squared-gradient sum, mark θ(t₁)."""
+        self._count = 0
+        self._path = {n: torch.zeros_like(p) for n, p in params.items()}
+        self._squares = {n: torch.zeros_like(p) for n, p in params.items()}
+        self._mark = {n: p.detach().clone() for n, p in params.items()}
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
-        self.task_score_ = {n: torch.zeros_like(p) for n, p in trainable(model).items()}
+        params = trainable(model)
+        self.task_score_ = {n: torch.zeros_like(p) for n, p in params.items()}
+        self._reset_interval(params)
         return model
 
     def after_backward(self, model: nn.Module) -> None:
-        self.capture_step(model)
+        self._steps.capture(model)  # the task gradient, before the penalty's is added
+        super().after_backward(model)
 
     def after_step(self, model: nn.Module) -> None:
-        for n, g, delta in self.step_changes(model):
-            old = self.fisher_.get(n)
-            if old is None or old.shape != g.shape:
-                fisher = self.fisher_[n] = g.square()
-            else:  # F ← α g² + (1 − α) F, in place
-                fisher = old.mul_(1 - self.alpha).addcmul_(g, g, value=self.alpha)
-            if n in self.task_score_:  # s −= gΔ / (½FΔ² + ε)
-                normaliser = delta.square().mul_(fisher).mul_(0.5).add_(self.epsilon)
-                self.task_score_[n].addcdiv_(g * delta, normaliser, value=-1.0)
+        for n, g, back in self._steps.moves(model):
+            if n in self._path and self._path[n].shape == g.shape:
+                self._path[n].addcmul_(g, back)  # Σ −g·Δθ over the interval
+                self._squares[n].addcmul_(g, g)
+        self._count += 1
+        if self._count >= self.interval:
+            self._close_interval(model)
+
+    def _close_interval(self, model: nn.Module) -> None:
+        """Eq. 10 over the interval just ended, then the EWC++ update of F with its mean g²."""
+        if self._count == 0:
+            return
+        params = trainable(model)
+        for n, path in self._path.items():
+            p = params.get(n)
+            if p is None or p.shape != path.shape:
+                continue
+            mean_square = self._squares[n].div_(self._count)
+            fisher = self.fisher_.get(n)
+            if fisher is None or fisher.shape != p.shape:
+                fisher = self.fisher_[n] = mean_square.clone()
+            moved = p.detach() - self._mark[n]
+            normaliser = moved.square_().mul_(fisher).mul_(0.5).add_(self.epsilon)
+            self.task_score_[n].add_(path.div_(normaliser).clamp_min_(0))
+            fisher.mul_(1 - self.alpha).add_(mean_square, alpha=self.alpha)
+        self._reset_interval(params)
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
+        self._close_interval(model)  # the task's last, shorter interval
         omega = {}
         for n, p in trainable(model).items():
-            new = self.task_score_.get(n, torch.zeros_like(p)).clamp_min(0)
+            new = self.task_score_.get(n, torch.zeros_like(p))
             old = self.score_.get(n)
             self.score_[n] = new if old is None or old.shape != new.shape else (old + new) / 2
             fisher = self.fisher_.get(n, torch.zeros_like(p))

@@ -9,8 +9,8 @@ task ν, and the loss is L_μ + c Σ_k Ω_k^μ (θ̃_k − θ_k)² (Eq. 4; our �
 Merge "sum" (Eq. 5's sum over tasks).
 
 Which gradient: g is the gradient of the task loss alone, without the penalty's own gradient
-(the paper's g); it is obtained exactly, with no second backward pass, by subtracting the
-penalty's analytic gradient 2λΩ(θ − θ*) from the gradient the loop computed. Each task's
+(the paper's g, as in its authors' code): ``.grad`` is read before the penalty adds its own
+gradient 2λΩ(θ − θ*) (``steps.StepTracker``), so no second backward pass is needed. Each task's
 contribution ω/(Δ² + ξ) is clamped at 0, so Ω ≥ 0 (a negative Ω would reward drifting).
 
 Hyper-parameters: lam (c, default from the documented search on rotated MNIST), xi (ξ, the
@@ -25,6 +25,7 @@ from torch import nn
 from ..data.streams import Task
 from ..registry import STRATEGIES
 from .importance import Params, QuadraticPenalty, check_number, trainable
+from .steps import StepTracker
 
 
 @STRATEGIES.register("si", "synaptic intelligence: path-integral importance (Zenke 2017)")
@@ -40,6 +41,7 @@ class SI(QuadraticPenalty):
         self.xi = check_number("xi", xi, 0.0, inclusive=False)
         self.start_: Params = {}
         self.path_: Params = {}
+        self._steps = StepTracker()
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         params = trainable(model)
@@ -48,12 +50,13 @@ class SI(QuadraticPenalty):
         return model
 
     def after_backward(self, model: nn.Module) -> None:
-        self.capture_step(model)
+        self._steps.capture(model)  # the task gradient, before the penalty's is added
+        super().after_backward(model)
 
     def after_step(self, model: nn.Module) -> None:
-        for n, g, delta in self.step_changes(model):
+        for n, g, back in self._steps.moves(model):
             if n in self.path_:
-                self.path_[n].addcmul_(g, delta, value=-1.0)
+                self.path_[n].addcmul_(g, back)  # ω += −g·Δθ
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
         omega = {}
