@@ -87,10 +87,10 @@ def main() -> None:
     gen = {"generator_epochs": args.generator_epochs} if args.generator_epochs else {}
     gen |= {"generator_lr": args.generator_lr} if args.generator_lr else {}
     replay = [("generative-replay", {"targets": t, **gen}) for t in args.targets]
-    more = [
-        ("generative-replay", {"targets": "soft", "generator_lr": 3e-3}),
-        ("generative-replay", {"targets": "soft", "generator_epochs": 30}),
-        ("generative-replay", {"targets": "soft", "generator_epochs": 30, "generator_lr": 3e-3}),
+    more = [  # one pass over the new task per epoch (Shin et al.), at both generator rates
+        ("generative-replay", {"targets": "soft", "epoch": "task", "generator_lr": 1e-3}),
+        ("generative-replay", {"targets": "soft", "epoch": "task"}),
+        ("generative-replay", {"targets": "soft", "generator_lr": 1e-3}),
     ]
     if "a" in args.part:
         train = lifelong.TrainConfig(**SPLIT_TRAIN, device="cpu", eval_every_epoch=False)

@@ -148,6 +148,20 @@ def test_replayed_share_of_each_batch_follows_the_options(tiny_class_stream, wei
     assert total.item() == pytest.approx((expected_r * current + (1 - expected_r) * replayed).item())
 
 
+def test_epoch_seen_repeats_the_task_once_per_task_seen(tiny_class_stream):
+    task = tiny_class_stream[1]
+    _, per_task = after_first_task(tiny_class_stream, epoch="task")
+    _, per_seen = after_first_task(tiny_class_stream, epoch="seen")
+    x, y, t = per_task.train_data(task)
+    xs, ys, ts = per_seen.train_data(task)
+    assert torch.equal(x, task.x_train) and xs.shape[0] == 2 * x.shape[0]  # 2 tasks seen
+    assert torch.equal(xs, torch.cat([x, x])) and torch.equal(ys, torch.cat([y, y]))
+    assert torch.equal(ts, torch.cat([t, t]))
+    first = GenerativeReplay(**SMALL, epoch="seen")
+    first.setup(tiny_class_stream, FAST)
+    assert first.train_data(tiny_class_stream[0])[0].shape[0] == tiny_class_stream[0].x_train.shape[0]
+
+
 def test_first_task_trains_on_current_data_only(tiny_class_stream):
     model, strategy = small_model(tiny_class_stream), GenerativeReplay(**SMALL)
     strategy.setup(tiny_class_stream, FAST)
@@ -218,6 +232,7 @@ def test_made_by_name_with_options():
         {"latent_dim": True},
         {"hidden": [400, "x"]},
         {"hidden": [0]},
+        {"epoch": "all"},
     ],
 )
 def test_bad_options_are_one_line_errors(options):

@@ -20,8 +20,17 @@ leave a choice open:
   equal on split MNIST (0.906 ACC either way) and 3 points better on rotated MNIST (0.874 vs 0.842).
 * ``current_weight=None`` (default): r = 1/t, with t the number of tasks seen including the
   current one, so every task weighs the same. A number fixes r as in Shin et al.
+* ``epoch="seen"`` (default): an epoch covers every task seen so far, as joint training's
+  does — the new task's data once per task seen, each batch joined by replayed inputs for the
+  earlier tasks — so the learner and the generator make as many steps as joint training, with
+  generated data in place of stored data. ``epoch="task"``: one pass over the new task's data
+  (Shin et al.'s setting; at task t, 1/t of joint's steps). On rotated MNIST (homework
+  protocol) "task" capped the learner below what naive reaches on each rotation: ACC 0.885
+  against 0.914 for "seen" (seed 0, ``generator_lr=3e-3``), at about twice the time.
 * The replayed batch has as many samples as the current one (``replay_size=None``); the
-  generator is a VAE (Kingma & Welling 2014; see ``lifelong.models.vae``), conditional by default.
+  generator is a VAE (Kingma & Welling 2014; see ``lifelong.models.vae``), conditional by
+  default, trained with Adam at ``generator_lr=3e-3`` (1e-3 gave 0.908 with "seen", 0.874 with
+  "task": the generator's memory of the oldest task is the limit).
 * Class-incremental: the previous solver's targets cover only the classes it has seen; the new
   classes get target probability 0 (so replayed inputs also learn "not a new class").
 
@@ -52,6 +61,7 @@ from .base import Batch, Strategy
 
 CONDITIONS = ("auto", "class", "task", "none")
 TARGETS = ("hard", "soft")
+EPOCHS = ("task", "seen")
 
 
 @STRATEGIES.register(
@@ -73,7 +83,8 @@ class GenerativeReplay(Strategy):
         latent_dim: int = 32,
         hidden: Sequence[int] | int = (400, 400),
         generator_epochs: int | None = None,
-        generator_lr: float = 1e-3,
+        generator_lr: float = 3e-3,
+        epoch: str = "seen",
     ) -> None:
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         if not all(_count(h) for h in hidden):
@@ -93,10 +104,13 @@ class GenerativeReplay(Strategy):
             raise LifelongError("latent_dim and every hidden size must be positive integers")
         if not _positive(generator_lr):
             raise LifelongError(f"generator_lr must be > 0, got {generator_lr!r}")
+        if epoch not in EPOCHS:
+            raise LifelongError(f"epoch must be 'task' or 'seen', got {epoch!r}")
         self.targets, self.temperature, self.current_weight = targets, float(temperature), current_weight
         self.replay_size, self.condition = replay_size, condition
         self.latent_dim, self.hidden = latent_dim, hidden
         self.generator_epochs, self.generator_lr = generator_epochs, float(generator_lr)
+        self.epoch = epoch
         self.generator_: dict[str, torch.Tensor] = {}
         self.previous_: dict[str, torch.Tensor] = {}
         self._rng = torch.Generator().manual_seed(0)
@@ -135,6 +149,17 @@ class GenerativeReplay(Strategy):
         return model
 
     # ----------------------------------------------------------------- solver
+    def train_data(self, task: Task) -> Batch:
+        """The task's data; with ``epoch="seen"`` repeated once per task seen so far, so that an
+        epoch makes as many steps as joint training's over the same tasks (the earlier tasks'
+        share of every batch coming from the generator instead of stored data). The generator
+        trains on the same repeated data."""
+        x, y, t = super().train_data(task)
+        copies = self.tasks_seen_ + 1 if self.epoch == "seen" else 1
+        if copies == 1:
+            return x, y, t
+        return x.repeat(copies, *[1] * (x.dim() - 1)), y.repeat(copies), t.repeat(copies)
+
     def current_share(self) -> float:
         """r: the weight of the current task's loss (1/t by default, t counting this task)."""
         return self.current_weight if self.current_weight is not None else 1 / (self.tasks_seen_ + 1)
@@ -207,9 +232,10 @@ class GenerativeReplay(Strategy):
         vae = self._build_generator(device)
         vae.train()
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
-        x = task.x_train.to(device)
+        x, y, _ = self.train_data(task)  # repeated per task seen with epoch="seen", as the learner's
+        x, y = x.to(device), y.to(device)
         cond = {
-            "class": task.y_train.to(device),
+            "class": y,
             "none": None,
             "task": torch.full((x.shape[0],), task.id, dtype=torch.long, device=device),
         }
