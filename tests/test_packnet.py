@@ -109,6 +109,7 @@ def test_no_free_weight_left_is_a_clear_error():
 
 
 @pytest.mark.parametrize("options, message", [({"prune": 1.0}, "prune must be in"),
+                                              ({"prune": "0.5"}, "prune must be in"),
                                               ({"retrain_epochs": -1}, "retrain_epochs must be")])
 def test_bad_hyperparameters_are_refused(options, message):
     with pytest.raises(ll.LifelongError, match=message):

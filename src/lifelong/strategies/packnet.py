@@ -45,14 +45,17 @@ class PackNet(Strategy):
     """Iterative magnitude pruning packs tasks into one network (Mallya & Lazebnik 2018).
 
     ``prune``: fraction of the still-free weights released after each task (paper: 0.5–0.75).
-    ``retrain_epochs``: epochs of retraining the kept weights after pruning.
+    ``retrain_epochs``: epochs of retraining the kept weights after pruning. The default, 30,
+    was chosen on validation data carved from the training sets (docs/resource-allocation.md):
+    with the homework's small Adam steps a pruned share recovers far more slowly than a dense
+    network learns, and 2–10 epochs left split MNIST 1–2.6 points below each task alone.
     """
 
     name = "packnet"
     needs_task_identity = True
 
-    def __init__(self, prune: float = 0.75, retrain_epochs: int = 2) -> None:
-        if not 0 < prune < 1:
+    def __init__(self, prune: float = 0.75, retrain_epochs: int = 30) -> None:
+        if isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1:
             raise LifelongError(f"packnet prune must be in (0, 1), got {prune!r}")
         if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
             raise LifelongError(f"packnet retrain_epochs must be an integer >= 0, got {retrain_epochs!r}")
