@@ -13,7 +13,7 @@ One fixed network is packed with tasks one after another (Sec. 3, Fig. 1):
    zero in all of its images, or into a unit that never fires) is released as well: its
    magnitude is only its random initialisation, and kept it would be frozen as task t's
    without serving it, taking capacity from (and feeding noise into) later tasks;
-3. *retrain* briefly (``retrain_epochs``) with only task t's kept weights trainable;
+3. *retrain* (``retrain_epochs``, 30 by default) with only task t's kept weights trainable;
 4. *freeze* task t's weights for good.
 
 Prediction for task t uses the weights of tasks ≤ t only (binary masks from the owner tensors
