@@ -10,6 +10,7 @@ from torch import nn
 
 from lifelong.data import Stream, Task
 from lifelong.strategies import make_strategy
+from lifelong.strategies.gradient_stats import per_sample_gradient_stat
 
 X = torch.tensor([[1.0], [2.0]])
 Y = torch.tensor([0, 1])
@@ -72,6 +73,44 @@ def test_true_fisher_matches_its_expectation():
     assert torch.allclose(omega, torch.full((2,), 3 / 16), atol=0.015)
     again, _ = estimate("ewc", linear_model([math.log(3), 0.0]), x, y, fisher="true")
     assert torch.equal(omega, again)
+
+
+def test_true_fisher_draws_the_same_labels_on_both_paths():
+    # the Linear shortcut draws from its own forward in chunks of 500, torch.func in chunks of
+    # 25 from a separate no-grad forward: the same seeded draws, so the same Fisher
+    x, y = torch.rand(1000, 1) * 3, torch.zeros(1000, dtype=torch.long)
+    fast, _ = estimate("ewc", linear_model([math.log(3), 0.0]), x, y, fisher="true")
+    slow, _ = estimate("ewc", Scale([math.log(3), 0.0]), x, y, fisher="true")
+    assert torch.allclose(fast, slow, rtol=1e-5)
+
+
+class Twice(nn.Module):
+    """One Linear layer applied twice: the shortcut cannot read per-example gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.layer(torch.tanh(self.layer(x)))
+
+
+def test_per_example_sums_cover_every_example_when_the_shortcut_gives_up():
+    torch.manual_seed(0)
+    model, x = Twice(), torch.randn(60, 2)
+    y, t = torch.randint(0, 2, (60,)), torch.zeros(60, dtype=torch.long)
+
+    def losses(xb, yb, tb):
+        return nn.functional.cross_entropy(model(xb), yb, reduction="none")
+
+    total = per_sample_gradient_stat(model, losses, (x, y, t), "square", chunk=40)
+    expected = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for i in range(60):
+        grads = torch.autograd.grad(losses(x[i:i + 1], y[i:i + 1], t[:1]).sum(), list(model.parameters()))
+        for (n, _), g in zip(model.named_parameters(), grads):
+            expected[n] += g.pow(2)
+    for n in expected:
+        assert torch.allclose(total[n], expected[n], atol=1e-5), n
 
 
 @pytest.mark.parametrize("make", MODELS)

@@ -56,18 +56,28 @@ class EWC(QuadraticPenalty):
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
         x, y, t = self.estimation_data(task, self.samples)
-        if self.fisher == "true":
+        gen = torch.Generator().manual_seed(self.seed_ * 104729 + task.id)
+
+        def draw(logits: torch.Tensor) -> torch.Tensor:
+            """Labels sampled from the model's predictive distribution (the true Fisher)."""
+            probs = torch.softmax(logits.detach(), dim=1)
+            return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(logits.device)
+
+        def nll(xb: torch.Tensor, yb: torch.Tensor | None, tb: torch.Tensor) -> torch.Tensor:
+            logits = self.logits(model, xb, tb)
+            return F.cross_entropy(logits, draw(logits) if yb is None else yb, reduction="none")
+
+        def drawn(xb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                probs = torch.softmax(self.logits(model, x, t), dim=1)
-            gen = torch.Generator().manual_seed(self.seed_ * 104729 + task.id)
-            y = torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(1).to(y.device)
+                return draw(self.logits(model, xb, tb))
 
-        def nll(xb: torch.Tensor, yb: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(self.logits(model, xb, tb), yb, reduction="none")
-
-        if self.per_sample:
-            total = per_sample_gradient_stat(model, nll, (x, y, t), "square")
+        true = self.fisher == "true"
+        if self.per_sample:  # true Fisher: labels drawn from the same forward pass as the loss
+            total = per_sample_gradient_stat(model, nll, (x, y, t), "square",
+                                             draw_labels=drawn if true else None)
             return {n: s / x.shape[0] for n, s in total.items()}
+        if true:
+            y = drawn(x, t)
         params = trainable(model)
         fisher = {n: torch.zeros_like(p) for n, p in params.items()}
         batches = 0

@@ -19,7 +19,7 @@ SampleLosses = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
 
 def per_sample_gradient_stat(
     model: nn.Module, sample_losses: SampleLosses, data: Batch, reduce: str = "square",
-    chunk: int = 500,
+    chunk: int = 500, draw_labels: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> Params:
     """Σ_n r(∂ℓ_n/∂θ) over the examples of ``data`` for every trainable parameter, with
     r = square or abs and ``sample_losses(x, y, t)`` the (n,) per-example losses.
@@ -28,6 +28,11 @@ def per_sample_gradient_stat(
     the output gradient and the input, so Σ_n (g_n x_nᵀ)² = (g²)ᵀ(x²) and Σ_n |g_n x_nᵀ| =
     |g|ᵀ|x|: one matrix product per layer from a forward hook. Any other model falls back to
     ``torch.func`` (vmap of grad). Both are exact; the model must not mix examples (eval mode).
+
+    Labels drawn from the model (a true Fisher): with ``draw_labels(x, t) -> y`` given, the
+    Linear shortcut calls ``sample_losses(x, None, t)``, which draws them from the logits of its
+    own forward pass (no extra forward); the ``torch.func`` path, which cannot draw inside
+    ``vmap``, gets labels from ``draw_labels`` chunk by chunk.
     """
     if reduce not in ("square", "abs"):
         raise ValueError(f"reduce must be 'square' or 'abs', got {reduce!r}")
@@ -37,14 +42,20 @@ def per_sample_gradient_stat(
     totals = {n: torch.zeros_like(p) for n, p in params.items()}
     linear = _linear_owners(model, params)
     size = chunk if linear is not None else max(1, chunk // 20)
-    for start in range(0, x.shape[0], size):
-        part = (x[start:start + size], y[start:start + size], t[start:start + size])
-        stats = _linear_stats(model, linear, params, sample_losses, part, fn) if linear else None
-        if stats is None:
-            linear, size = None, max(1, chunk // 20)
-            stats = _func_stats(model, params, sample_losses, part, fn)
+    start = 0
+    while start < x.shape[0]:
+        xs, ts = x[start:start + size], t[start:start + size]
+        ys = None if draw_labels is not None else y[start:start + size]
+        stats = _linear_stats(model, linear, params, sample_losses, (xs, ys, ts), fn) if linear else None
+        if stats is None:  # no shortcut: per-example gradients, in smaller chunks from here on
+            linear = None
+            if draw_labels is not None:
+                ys = draw_labels(xs, ts)
+            stats = _func_stats(model, params, sample_losses, (xs, ys, ts), fn)
         for n, s in stats.items():
             totals[n] += s
+        start += xs.shape[0]
+        size = size if linear is not None else max(1, chunk // 20)
     return totals
 
 
