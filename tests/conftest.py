@@ -42,6 +42,19 @@ def stop_at(task: int):
     return progress
 
 
+def whole_and_resumed(cfg, out, task: int = 2):
+    """Run ``cfg`` whole under ``out/whole``, then interrupted as ``task`` starts and resumed
+    under ``out/cut``; checks the resume picked up after ``task`` and returns both results."""
+    import lifelong
+
+    whole = lifelong.run(cfg, out=out / "whole")
+    with pytest.raises(Interrupt):
+        lifelong.run(cfg, out=out / "cut", progress=stop_at(task))
+    resumed = lifelong.run(cfg, out=out / "cut")
+    assert resumed.extra == {"resumed_after_task": task}
+    return whole, resumed
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tiny tensors run fastest on one thread; more only adds scheduling cost (and contention)."""

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
+from conftest import idx_folder, tiny_arrays, whole_and_resumed
 from safetensors.torch import load_file, save_file
 
 import lifelong as ll
@@ -150,10 +150,6 @@ def test_a_run_interrupted_after_a_task_resumes_to_identical_numbers(method, tmp
                        benchmark_options={"source": str(data), "angles": [0, 45, 90], "scenario": "task"},
                        model_options={"hidden": [16, 8]},
                        train=ll.TrainConfig(epochs=2, lr=0.01, batch_size=32, device="cpu"))
-    whole = ll.run(cfg, out=tmp_path / "whole")
-    with pytest.raises(Interrupt):
-        ll.run(cfg, out=tmp_path / "cut", progress=stop_at(2))
-    resumed = ll.run(cfg, out=tmp_path / "cut")
-    assert resumed.extra == {"resumed_after_task": 2}
+    whole, resumed = whole_and_resumed(cfg, tmp_path)
     assert resumed.accuracy_matrix == whole.accuracy_matrix
     assert resumed.model_sizes == whole.model_sizes and resumed.memory_bytes == whole.memory_bytes

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
+from conftest import Interrupt, idx_folder, stop_at, tiny_arrays, whole_and_resumed
 
 import lifelong as ll
 from lifelong import checkpoint as ckpt
@@ -201,9 +201,5 @@ def test_homework_methods_resume_to_identical_numbers(tmp_path, data_dir, strate
     if strategy not in STRATEGIES:
         pytest.skip(f"{strategy} is not registered")
     cfg = config(data_dir, strategy, epochs=1)
-    whole = ll.run(cfg, out=tmp_path / "whole")
-    with pytest.raises(Interrupt):
-        ll.run(cfg, out=tmp_path / "cut", progress=stop_at(2))
-    resumed = ll.run(cfg, out=tmp_path / "cut")
-    assert resumed.extra == {"resumed_after_task": 2}
+    whole, resumed = whole_and_resumed(cfg, tmp_path)
     same_numbers(whole, resumed)

@@ -2,7 +2,7 @@
 their seeded generators are part of the saved strategy state)."""
 
 import pytest
-from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
+from conftest import idx_folder, tiny_arrays, whole_and_resumed
 
 import lifelong as ll
 
@@ -25,10 +25,6 @@ def test_interrupted_run_resumes_to_identical_numbers(tmp_path, data_dir, strate
         benchmark_options={"source": str(data_dir), "angles": [0, 45, 90]},
         model_options={"hidden": [8]},
         train=ll.TrainConfig(optimizer="sgd", lr=0.05, batch_size=20, epochs=1, device="cpu"))
-    whole = ll.run(cfg, out=tmp_path / "whole")
-    with pytest.raises(Interrupt):
-        ll.run(cfg, out=tmp_path / "cut", progress=stop_at(2))
-    resumed = ll.run(cfg, out=tmp_path / "cut")
-    assert resumed.extra == {"resumed_after_task": 2}
+    whole, resumed = whole_and_resumed(cfg, tmp_path)
     assert resumed.accuracy_matrix == whole.accuracy_matrix
     assert resumed.memory_bytes == whole.memory_bytes and whole.memory_bytes[-1] > 0
