@@ -115,6 +115,8 @@ class QuadraticPenalty(Strategy):
         self.task_omegas_: list[Params] = []
         self.task_anchors_: list[Params] = []
         self.tasks_merged_ = 0
+        self._weighted: Params = {}  # Ω(θ − θ*) of the last penalty value, for its gradient
+        self._buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # reused every step
 
     # ------------------------------------------------------------ estimator
     def estimate(self, model: nn.Module, task: Task) -> Params:
@@ -146,7 +148,7 @@ class QuadraticPenalty(Strategy):
         θ − θ* and Ω(θ − θ*) go into buffers kept between steps, and the gradient is one
         in-place add, where autograd would allocate and sum extra full-size tensors.
         """
-        self._weighted: Params = {}
+        self._weighted = {}
         if not self.omega_ or self.lam == 0:
             return 0.0
         total = None
@@ -165,7 +167,7 @@ class QuadraticPenalty(Strategy):
 
     def after_backward(self, model: nn.Module) -> None:
         """Adds the gradient of the last ``penalty`` value, 2λΩ(θ − θ*), to every ``.grad``."""
-        weighted, self._weighted = getattr(self, "_weighted", {}), {}
+        weighted, self._weighted = self._weighted, {}
         for n, p in trainable(model).items():
             w = weighted.get(n)
             if w is None:
@@ -177,8 +179,6 @@ class QuadraticPenalty(Strategy):
 
     def _scratch(self, name: str, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Two buffers shaped like ``param``, reused from step to step (not learned state)."""
-        if not hasattr(self, "_buffers"):
-            self._buffers: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         pair = self._buffers.get(name)
         if pair is None or not fits(pair[0], param):
             pair = self._buffers[name] = (buffer_like(param), buffer_like(param))
