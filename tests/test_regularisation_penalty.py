@@ -126,12 +126,12 @@ def test_new_parameters_are_not_penalised():
     assert float(strategy.penalty(grown).detach()) == pytest.approx(0.5 * 2)
 
 
-def drive(strategy, model, loss_fn, steps, lr):
+def drive(strategy, model, loss_fn, steps, lr, set_to_none=True):
     """The loop's order of hooks, with plain SGD on a given loss."""
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     for _ in range(steps):
         loss = loss_fn(model) + strategy.penalty(model)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=set_to_none)
         loss.backward()
         strategy.after_backward(model)
         opt.step()
@@ -172,6 +172,27 @@ def test_si_integrates_the_task_gradient_without_the_penalty():
     drive(si, model, quadratic(torch.ones(2), torch.tensor([3.0, 3.0])), 1, 0.1)
     # task gradient at θ = 1: (1 − 3) = −2; step with the penalty's 2·2·1 = 4: Δθ = −0.1·2 = −0.2
     assert torch.allclose(si.path_["0.weight"].reshape(-1), torch.tensor([-0.4, -0.4]))
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_si_path_uses_the_task_gradient_over_many_steps_however_the_loop_zeroes(set_to_none):
+    # The penalty writes its total gradient into a buffer of its own, so the task gradient SI
+    # integrates survives; a loop that zeroes .grad in place hands that buffer back each step.
+    h, c, omega, anchor, lam, eta = 1.0, 3.0, 2.0, 0.0, 0.5, 0.1
+    si = make_strategy("si", lam=lam)
+    si.merge_importance({"0.weight": torch.full((2, 1), omega)}, {"0.weight": torch.zeros(2, 1)})
+    model = two_weights([1.0, 2.0])
+    task = Task(1, "t", torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), torch.zeros(1, 1),
+                torch.zeros(1, dtype=torch.long), (0,))
+    si.before_task(model, task)
+    drive(si, model, quadratic(torch.full((2,), h), torch.full((2,), c)), 4, eta, set_to_none)
+    theta, path = torch.tensor([1.0, 2.0]), torch.zeros(2)
+    for _ in range(4):  # by hand: g = h(θ − c), step with g + 2λΩ(θ − θ*), ω += −g·Δθ
+        g = h * (theta - c)
+        new = theta - eta * (g + 2 * lam * omega * (theta - anchor))
+        path, theta = path + g * (theta - new), new
+    assert torch.allclose(model[0].weight.detach().reshape(-1), theta)
+    assert torch.allclose(si.path_["0.weight"].reshape(-1), path)
 
 
 def rwalk_after_two_steps(**params):

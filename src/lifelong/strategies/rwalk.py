@@ -39,6 +39,7 @@ class RWalk(QuadraticPenalty):
 
     name = "rwalk"
     default_merge = "latest"
+    keeps_task_gradient = True  # autograd's gradient tensor stays the task gradient (steps.py)
 
     def __init__(self, lam: float = 10000.0, alpha: float = 0.9, interval: int = 50,
                  epsilon: float = 0.1, merge: str | None = None, gamma: float = 1.0) -> None:
@@ -65,15 +66,16 @@ class RWalk(QuadraticPenalty):
         self._reset_interval(params)
         return model
 
-    def after_backward(self, model: nn.Module) -> None:
-        self._steps.capture(model)  # the task gradient, before the penalty's is added
-        super().after_backward(model)
+    def on_task_gradient(self, name: str, param: torch.Tensor) -> None:
+        self._steps.capture(name, param)  # the task gradient, before the penalty's is added
+        squares = self._squares.get(name)
+        if squares is not None and squares.shape == param.shape:
+            squares.addcmul_(param.grad, param.grad)  # Σ g² over the interval
 
     def after_step(self, model: nn.Module) -> None:
         for n, g, back in self._steps.moves(model):
             if n in self._path and self._path[n].shape == g.shape:
                 self._path[n].addcmul_(g, back)  # Σ −g·Δθ over the interval
-                self._squares[n].addcmul_(g, g)
         self._count += 1
         if self._count >= self.interval:
             self._close_interval(model)

@@ -34,6 +34,7 @@ class SI(QuadraticPenalty):
 
     name = "si"
     default_merge = "sum"
+    keeps_task_gradient = True  # autograd's gradient tensor stays the task gradient (steps.py)
 
     def __init__(self, lam: float = 10000.0, xi: float = 0.1, merge: str | None = None,
                  gamma: float = 1.0) -> None:
@@ -49,9 +50,8 @@ class SI(QuadraticPenalty):
         self.path_ = {n: torch.zeros_like(p) for n, p in params.items()}
         return model
 
-    def after_backward(self, model: nn.Module) -> None:
-        self._steps.capture(model)  # the task gradient, before the penalty's is added
-        super().after_backward(model)
+    def on_task_gradient(self, name: str, param: torch.Tensor) -> None:
+        self._steps.capture(name, param)  # the task gradient, before the penalty's is added
 
     def after_step(self, model: nn.Module) -> None:
         for n, g, back in self._steps.moves(model):

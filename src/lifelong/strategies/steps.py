@@ -1,10 +1,12 @@
 """What one optimiser step did to each weight: the task loss's gradient g and the move Δθ.
 
-SI and RWalk integrate −g·Δθ along training. ``StepTracker.capture`` runs in ``after_backward``
-*before* the quadratic penalty adds its gradient, so g is the task loss's gradient alone, read
-straight from ``.grad`` (no second backward pass, no subtraction); ``moves`` runs in
-``after_step``. Everything lives in buffers reused from step to step: a step costs three copies
-and one subtraction over the weights.
+SI and RWalk integrate −g·Δθ along training. ``StepTracker.capture`` runs in the penalty's
+``on_task_gradient``, *before* it adds its gradient, and keeps a reference to the tensor autograd
+wrote into ``.grad``: g is the task loss's gradient alone, with no second backward pass, no
+subtraction and no copy — the penalty, told by ``keeps_task_gradient``, writes the total
+gradient into a buffer of its own that becomes ``.grad`` (optimisers do not edit ``.grad`` in
+place). θ before the step is copied into a buffer reused from step to step; ``moves`` runs in
+``after_step``. A step costs one copy and one subtraction over the weights.
 """
 
 from __future__ import annotations
@@ -18,25 +20,19 @@ from .importance import buffer_like, fits, trainable
 
 
 class StepTracker:
-    """Per parameter: g (the task gradient) and θ before the step, in reusable buffers."""
+    """Per parameter: g (the task gradient, by reference) and θ before the step (a copy)."""
 
     def __init__(self) -> None:
-        self._grad: dict[str, torch.Tensor] = {}
+        self._grad: dict[str, torch.Tensor] = {}  # this step's captured parameters
         self._before: dict[str, torch.Tensor] = {}
-        self._captured: list[str] = []
 
-    def capture(self, model: nn.Module) -> None:
-        """In ``after_backward``, before the penalty's gradient is added: copy g and θ."""
-        self._captured = []
-        for n, p in trainable(model).items():
-            if p.grad is None:
-                continue
-            grad, before = self._grad.get(n), self._before.get(n)
-            if not fits(grad, p):
-                grad, before = self._grad[n], self._before[n] = buffer_like(p), buffer_like(p)
-            grad.copy_(p.grad)
-            before.copy_(p.detach())
-            self._captured.append(n)
+    def capture(self, name: str, param: torch.Tensor) -> None:
+        """From ``on_task_gradient``, before the penalty's gradient is added: keep g, copy θ."""
+        before = self._before.get(name)
+        if not fits(before, param):
+            before = self._before[name] = buffer_like(param)
+        before.copy_(param.detach())
+        self._grad[name] = param.grad
 
     def moves(self, model: nn.Module) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
         """In ``after_step``: (name, g, θ_before − θ_after) for every captured parameter.
@@ -45,8 +41,8 @@ class StepTracker:
         next step, use it before then.
         """
         params = trainable(model)
-        captured, self._captured = self._captured, []
-        for n in captured:
+        grads, self._grad = self._grad, {}
+        for n, g in grads.items():
             p = params.get(n)
             if p is not None and p.shape == self._before[n].shape:
-                yield n, self._grad[n], self._before[n].sub_(p.detach())
+                yield n, g, self._before[n].sub_(p.detach())
