@@ -18,6 +18,7 @@ from lifelong.errors import LifelongError
 from lifelong.models import make_model
 from lifelong.models.vae import VAE, sample_grid_png
 from lifelong.strategies.generative import GenerativeReplay
+from lifelong.train import iterate_batches
 
 SMALL = {"hidden": (32,), "latent_dim": 4}
 FAST = lifelong.TrainConfig(lr=1e-2, epochs=3, batch_size=16, device="cpu", eval_every_epoch=False)
@@ -152,14 +153,23 @@ def test_epoch_seen_repeats_the_task_once_per_task_seen(tiny_class_stream):
     task = tiny_class_stream[1]
     _, per_task = after_first_task(tiny_class_stream, epoch="task")
     _, per_seen = after_first_task(tiny_class_stream, epoch="seen")
-    x, y, t = per_task.train_data(task)
-    xs, ys, ts = per_seen.train_data(task)
-    assert torch.equal(x, task.x_train) and xs.shape[0] == 2 * x.shape[0]  # 2 tasks seen
-    assert torch.equal(xs, torch.cat([x, x])) and torch.equal(ys, torch.cat([y, y]))
-    assert torch.equal(ts, torch.cat([t, t]))
+    assert per_task.epoch_repeats(task) == 1 and per_seen.epoch_repeats(task) == 2  # 2 seen
+    assert torch.equal(per_seen.train_data(task)[0], task.x_train)  # indices repeat, not data
     first = GenerativeReplay(**SMALL, epoch="seen")
     first.setup(tiny_class_stream, FAST)
-    assert first.train_data(tiny_class_stream[0])[0].shape[0] == tiny_class_stream[0].x_train.shape[0]
+    assert first.epoch_repeats(tiny_class_stream[0]) == 1
+
+
+def test_repeated_epoch_gives_the_batches_of_the_repeated_data():
+    x, y = torch.arange(10.0).reshape(5, 2), torch.arange(5)
+    data = (x, y, torch.zeros(5, dtype=torch.long))
+    copied = (x.repeat(3, 1), y.repeat(3), torch.zeros(15, dtype=torch.long))
+    ours = list(iterate_batches(data, 4, torch.Generator().manual_seed(3), repeats=3))
+    reference = list(iterate_batches(copied, 4, torch.Generator().manual_seed(3)))
+    assert len(ours) == len(reference) == 4
+    for a, b in zip(ours, reference):
+        assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert sorted(torch.cat([b[1] for b in ours]).tolist()) == sorted(list(range(5)) * 3)
 
 
 def test_first_task_trains_on_current_data_only(tiny_class_stream):

@@ -38,11 +38,17 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator):
-    """One epoch of shuffled mini-batches: a seeded permutation and tensor indexing only."""
+def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator, repeats: int = 1):
+    """One epoch of shuffled mini-batches: a seeded permutation and tensor indexing only.
+
+    ``repeats`` > 1 passes over every example that many times in one shuffled epoch — the same
+    batches as on the data repeated ``repeats`` times, without materialising the copies.
+    """
     x, y, t = data
-    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
-    for start in range(0, x.shape[0], batch_size):
+    perm = torch.randperm(x.shape[0] * repeats, generator=generator).to(x.device)
+    if repeats > 1:
+        perm = perm % x.shape[0]  # row k of x.repeat(repeats) is x[k % n]
+    for start in range(0, perm.shape[0], batch_size):
         idx = perm[start : start + batch_size]
         yield x[idx], y[idx], t[idx]
 
@@ -59,7 +65,7 @@ def train_epoch(
     """One pass over ``data`` through the strategy's hooks; returns the mean loss."""
     model.train()
     total, steps = None, 0
-    for batch in iterate_batches(data, batch_size, generator):
+    for batch in iterate_batches(data, batch_size, generator, strategy.epoch_repeats(task)):
         loss = strategy.loss(model, batch, task)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -7,6 +7,8 @@ overrides only what it needs:
 =================================  ==============================================================
 ``setup(stream, config)``          once per run: remembers the stream's class mask and task count
 ``train_data(task)``               the tensors the loop iterates for this task (joint: all seen)
+``epoch_repeats(task)``            passes over ``train_data`` per epoch (generative replay: one
+                                   per task seen); default 1
 ``before_task(model, task)``       grow a column/head, snapshot θ_start; returns the model
 ``loss(model, batch, task)``       cross-entropy on the (masked) logits + ``penalty(model)``
 ``after_backward(model)``          edit gradients (GEM/A-GEM projection, PackNet masks, the
@@ -67,6 +69,10 @@ class Strategy:
     # ----------------------------------------------------------------- hooks
     def train_data(self, task: Task) -> Batch:
         return task.x_train, task.y_train, task.train_ids().to(task.x_train.device)
+
+    def epoch_repeats(self, task: Task) -> int:
+        """How many times one epoch passes over ``train_data(task)`` (shuffled together)."""
+        return 1
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         return model

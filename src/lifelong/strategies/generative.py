@@ -149,16 +149,12 @@ class GenerativeReplay(Strategy):
         return model
 
     # ----------------------------------------------------------------- solver
-    def train_data(self, task: Task) -> Batch:
-        """The task's data; with ``epoch="seen"`` repeated once per task seen so far, so that an
-        epoch makes as many steps as joint training's over the same tasks (the earlier tasks'
-        share of every batch coming from the generator instead of stored data). The generator
-        trains on the same repeated data."""
-        x, y, t = super().train_data(task)
-        copies = self.tasks_seen_ + 1 if self.epoch == "seen" else 1
-        if copies == 1:
-            return x, y, t
-        return x.repeat(copies, *[1] * (x.dim() - 1)), y.repeat(copies), t.repeat(copies)
+    def epoch_repeats(self, task: Task) -> int:
+        """With ``epoch="seen"`` an epoch passes over the task's data once per task seen so far,
+        so that it makes as many steps as joint training's over the same tasks (the earlier
+        tasks' share of every batch coming from the generator instead of stored data); the
+        generator trains on the same passes. Indices repeat, the data is not copied."""
+        return self.tasks_seen_ + 1 if self.epoch == "seen" else 1
 
     def current_share(self) -> float:
         """r: the weight of the current task's loss (1/t by default, t counting this task)."""
@@ -232,8 +228,9 @@ class GenerativeReplay(Strategy):
         vae = self._build_generator(device)
         vae.train()
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
-        x, y, _ = self.train_data(task)  # repeated per task seen with epoch="seen", as the learner's
+        x, y, _ = self.train_data(task)
         x, y = x.to(device), y.to(device)
+        repeats = self.epoch_repeats(task)  # the learner's passes per epoch
         cond = {
             "class": y,
             "none": None,
@@ -245,8 +242,8 @@ class GenerativeReplay(Strategy):
         r, losses = self.current_share(), []
         for _ in range(epochs):
             total = torch.zeros((), device=device)
-            order = torch.randperm(x.shape[0], generator=self._rng).to(device)
-            for idx in order.split(batch_size):
+            order = torch.randperm(x.shape[0] * repeats, generator=self._rng).to(device)
+            for idx in (order % x.shape[0]).split(batch_size):
                 loss = vae.loss(x[idx], None if cond is None else cond[idx], self._rng).mean()
                 if self._replayer is not None:
                     n = self.replay_size or len(idx)
@@ -257,7 +254,7 @@ class GenerativeReplay(Strategy):
                 loss.backward()
                 optimizer.step()
                 total += loss.detach()
-            losses.append(float(total) / max(1, -(-x.shape[0] // batch_size)))
+            losses.append(float(total) / max(1, -(-x.shape[0] * repeats // batch_size)))
         self.generator_ = {k: v.detach().cpu().clone() for k, v in vae.state_dict().items()}
         self.generator_loss_ = losses
         return losses
