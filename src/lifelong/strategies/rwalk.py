@@ -29,7 +29,7 @@ from torch import nn
 
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .importance import Params, QuadraticPenalty, check_count, check_number, trainable
+from .importance import Params, QuadraticPenalty, check_count, check_number, fits, trainable
 from .steps import StepTracker
 
 
@@ -51,14 +51,24 @@ class RWalk(QuadraticPenalty):
         self.score_: Params = {}
         self.task_score_: Params = {}
         self._steps = StepTracker()
+        self._path: Params = {}
+        self._squares: Params = {}
+        self._mark: Params = {}
         self._reset_interval({})
 
     def _reset_interval(self, params: Params) -> None:
-        """Start an interval: zero its path sum and squared-gradient sum, mark θ(t₁)."""
+        """Start an interval: zero its path sum and squared-gradient sum, mark θ(t₁) (in the
+        buffers of the last interval where the shapes still fit)."""
         self._count = 0
-        self._path = {n: torch.zeros_like(p) for n, p in params.items()}
-        self._squares = {n: torch.zeros_like(p) for n, p in params.items()}
-        self._mark = {n: p.detach().clone() for n, p in params.items()}
+        path, squares, mark = self._path, self._squares, self._mark
+        self._path, self._squares, self._mark = {}, {}, {}
+        for n, p in params.items():
+            if n in mark and fits(mark[n], p):
+                self._path[n], self._squares[n] = path[n].zero_(), squares[n].zero_()
+                self._mark[n] = mark[n].copy_(p.detach())
+            else:
+                self._path[n], self._squares[n] = torch.zeros_like(p), torch.zeros_like(p)
+                self._mark[n] = p.detach().clone()
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         params = trainable(model)
