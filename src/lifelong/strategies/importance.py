@@ -162,7 +162,7 @@ class QuadraticPenalty(Strategy):
                 if root_shift is None:
                     continue
                 root, shift = root_shift
-                u = self._scratch(n, p)[0]
+                u = self._u_buffer(n, p)
                 torch.addcmul(shift, root, p, out=u)  # r (θ − θ*)
                 flat = u.reshape(-1)
                 term = torch.dot(flat, flat)
@@ -173,9 +173,10 @@ class QuadraticPenalty(Strategy):
     def after_backward(self, model: nn.Module) -> None:
         """Adds the gradient of the last ``penalty`` value, 2λΩ(θ − θ*) = 2λ r u, to ``.grad``.
 
-        In place, unless ``keeps_task_gradient``: then the sum goes into a buffer that becomes
+        In place, unless ``keeps_task_gradient``: then the sum overwrites u, u becomes
         ``.grad``, and the tensor autograd wrote (the task loss's gradient) stays untouched for
-        SI and RWalk to read after the step, with no copy.
+        SI and RWalk to read after the step, with no copy. (In-place writes also spare the
+        memory traffic of filling a cold buffer.)
         """
         pending, self._pending = self._pending, {}
         for n, p in trainable(model).items():
@@ -188,8 +189,7 @@ class QuadraticPenalty(Strategy):
             if p.grad is None:
                 p.grad = torch.mul(root, u).mul_(2.0 * self.lam)
             elif self.keeps_task_gradient:
-                out = self._gradient_buffer(n, p)
-                p.grad = torch.addcmul(p.grad, root, u, value=2.0 * self.lam, out=out)
+                p.grad = torch.addcmul(p.grad, root, u, value=2.0 * self.lam, out=u)
             else:
                 p.grad.addcmul_(root, u, value=2.0 * self.lam)
 
@@ -211,19 +211,14 @@ class QuadraticPenalty(Strategy):
             cached = self._derived[name] = (omega, anchor, root, -(root * anchor.to(param.dtype)))
         return cached[2], cached[3]
 
-    def _scratch(self, name: str, param: torch.Tensor) -> list[torch.Tensor]:
-        """Buffers shaped like ``param``, reused from step to step (not learned state): u, then
-        up to two gradient buffers."""
+    def _u_buffer(self, name: str, param: torch.Tensor) -> torch.Tensor:
+        """A buffer shaped like ``param`` for u, reused from step to step (not learned state),
+        and never ``param.grad`` itself: with ``keeps_task_gradient`` last step's u became
+        ``.grad``, which the loop still holds (or zeroes in place), so two buffers alternate."""
         buffers = self._buffers.get(name)
         if buffers is None or not fits(buffers[0], param):
             buffers = self._buffers[name] = [buffer_like(param)]
-        return buffers
-
-    def _gradient_buffer(self, name: str, param: torch.Tensor) -> torch.Tensor:
-        """A buffer for the total gradient that is not ``param.grad`` itself (a loop that zeroes
-        gradients instead of setting them to None hands back last step's buffer)."""
-        buffers = self._scratch(name, param)
-        for buffer in buffers[1:]:
+        for buffer in buffers:
             if buffer is not param.grad:
                 return buffer
         buffers.append(buffer_like(param))

@@ -30,7 +30,7 @@ from torch import nn
 from ..data.streams import Task
 from ..registry import STRATEGIES
 from .importance import Params, QuadraticPenalty, check_count, check_number, fits, trainable
-from .steps import StepTracker
+from .steps import PathIntegral
 
 
 @STRATEGIES.register("rwalk", "Riemannian walk: moving-average Fisher + path score (Chaudhry 2018)")
@@ -50,7 +50,7 @@ class RWalk(QuadraticPenalty):
         self.fisher_: Params = {}
         self.score_: Params = {}
         self.task_score_: Params = {}
-        self._steps = StepTracker()
+        self._integral = PathIntegral()
         self._path: Params = {}
         self._squares: Params = {}
         self._mark: Params = {}
@@ -77,15 +77,14 @@ class RWalk(QuadraticPenalty):
         return model
 
     def on_task_gradient(self, name: str, param: torch.Tensor) -> None:
-        self._steps.capture(name, param)  # the task gradient, before the penalty's is added
-        squares = self._squares.get(name)
-        if squares is not None and squares.shape == param.shape:
-            squares.addcmul_(param.grad, param.grad)  # Σ g² over the interval
+        path, squares = self._path.get(name), self._squares.get(name)
+        if path is None or path.shape != param.shape:
+            return
+        self._integral.before_step(name, param, path)  # Σ −g·Δθ over the interval (first half)
+        squares.addcmul_(param.grad, param.grad)  # Σ g² over the interval
 
     def after_step(self, model: nn.Module) -> None:
-        for n, g, back in self._steps.moves(model):
-            if n in self._path and self._path[n].shape == g.shape:
-                self._path[n].addcmul_(g, back)  # Σ −g·Δθ over the interval
+        self._integral.after_step(model)  # Σ −g·Δθ over the interval (second half)
         self._count += 1
         if self._count >= self.interval:
             self._close_interval(model)

@@ -10,7 +10,7 @@ Merge "sum" (Eq. 5's sum over tasks).
 
 Which gradient: g is the gradient of the task loss alone, without the penalty's own gradient
 (the paper's g, as in its authors' code): ``.grad`` is read before the penalty adds its own
-gradient 2λΩ(θ − θ*) (``steps.StepTracker``), so no second backward pass is needed. Each task's
+gradient 2λΩ(θ − θ*) (``steps.PathIntegral``), so no second backward pass is needed. Each task's
 contribution ω/(Δ² + ξ) is clamped at 0, so Ω ≥ 0 (a negative Ω would reward drifting).
 
 Hyper-parameters: lam (c, default from the documented search on rotated MNIST), xi (ξ, the
@@ -25,7 +25,7 @@ from torch import nn
 from ..data.streams import Task
 from ..registry import STRATEGIES
 from .importance import Params, QuadraticPenalty, check_number, trainable
-from .steps import StepTracker
+from .steps import PathIntegral
 
 
 @STRATEGIES.register("si", "synaptic intelligence: path-integral importance (Zenke 2017)")
@@ -42,7 +42,7 @@ class SI(QuadraticPenalty):
         self.xi = check_number("xi", xi, 0.0, inclusive=False)
         self.start_: Params = {}
         self.path_: Params = {}
-        self._steps = StepTracker()
+        self._integral = PathIntegral()
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         params = trainable(model)
@@ -51,12 +51,12 @@ class SI(QuadraticPenalty):
         return model
 
     def on_task_gradient(self, name: str, param: torch.Tensor) -> None:
-        self._steps.capture(name, param)  # the task gradient, before the penalty's is added
+        path = self.path_.get(name)
+        if path is not None and path.shape == param.shape:
+            self._integral.before_step(name, param, path)  # the task gradient, before the penalty's
 
     def after_step(self, model: nn.Module) -> None:
-        for n, g, back in self._steps.moves(model):
-            if n in self.path_:
-                self.path_[n].addcmul_(g, back)  # ω += −g·Δθ
+        self._integral.after_step(model)  # ω += −g·Δθ
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
         omega = {}

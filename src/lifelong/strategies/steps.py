@@ -1,48 +1,41 @@
-"""What one optimiser step did to each weight: the task loss's gradient g and the move Δθ.
+"""The path integral Σ_steps −g·Δθ of SI and RWalk, with g the task loss's gradient.
 
-SI and RWalk integrate −g·Δθ along training. ``StepTracker.capture`` runs in the penalty's
-``on_task_gradient``, *before* it adds its gradient, and keeps a reference to the tensor autograd
-wrote into ``.grad``: g is the task loss's gradient alone, with no second backward pass, no
-subtraction and no copy — the penalty, told by ``keeps_task_gradient``, writes the total
-gradient into a buffer of its own that becomes ``.grad`` (optimisers do not edit ``.grad`` in
-place). θ before the step is copied into a buffer reused from step to step; ``moves`` runs in
-``after_step``. A step costs one copy and one subtraction over the weights.
+Each step adds −g·Δθ = g·θ_before − g·θ_after to a per-weight sum, in two halves:
+``before_step`` runs from the penalty's ``on_task_gradient`` — after the backward pass, *before*
+the penalty adds its own gradient — adds g·θ_before and keeps a reference to the tensor autograd
+wrote into ``.grad``; ``after_step`` adds −g·θ_after once the optimiser has moved θ. So there is
+no second backward pass, no subtraction of the penalty's gradient, no copy of g and no copy of
+θ: two in-place multiply-adds over the weights per step. The penalty, told by
+``keeps_task_gradient``, writes the total gradient into a buffer of its own that becomes
+``.grad``, and optimisers do not edit ``.grad`` in place, so g stays the task gradient.
+
+Rounding: the two halves are of size |g θ| where their sum is of size |g Δθ|, so each step's
+term carries an error near 10⁻⁷ |θ| / |Δθ| of itself (10⁻⁴ for a weight of 0.05 moved by
+5·10⁻⁵), random in sign, far below the step-to-step noise of −g·Δθ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
-from .importance import buffer_like, fits, trainable
+from .importance import trainable
 
 
-class StepTracker:
-    """Per parameter: g (the task gradient, by reference) and θ before the step (a copy)."""
+class PathIntegral:
+    """Adds −g·Δθ of every optimiser step to the sums the caller passes in."""
 
     def __init__(self) -> None:
-        self._grad: dict[str, torch.Tensor] = {}  # this step's captured parameters
-        self._before: dict[str, torch.Tensor] = {}
+        self._pending: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name → (g, sum)
 
-    def capture(self, name: str, param: torch.Tensor) -> None:
-        """From ``on_task_gradient``, before the penalty's gradient is added: keep g, copy θ."""
-        before = self._before.get(name)
-        if not fits(before, param):
-            before = self._before[name] = buffer_like(param)
-        before.copy_(param.detach())
-        self._grad[name] = param.grad
+    def before_step(self, name: str, param: torch.Tensor, total: torch.Tensor) -> None:
+        """While ``param.grad`` is the task gradient g: total += g·θ_before, and keep g."""
+        total.addcmul_(param.grad, param.detach())
+        self._pending[name] = (param.grad, total)
 
-    def moves(self, model: nn.Module) -> Iterator[tuple[str, torch.Tensor, torch.Tensor]]:
-        """In ``after_step``: (name, g, θ_before − θ_after) for every captured parameter.
-
-        The third tensor is −Δθ, so −g·Δθ is ``g * back``; it is a buffer overwritten by the
-        next step, use it before then.
-        """
+    def after_step(self, model: nn.Module) -> None:
+        """After the optimiser step: total −= g·θ_after for every weight of ``before_step``."""
         params = trainable(model)
-        grads, self._grad = self._grad, {}
-        for n, g in grads.items():
-            p = params.get(n)
-            if p is not None and p.shape == self._before[n].shape:
-                yield n, g, self._before[n].sub_(p.detach())
+        pending, self._pending = self._pending, {}
+        for name, (grad, total) in pending.items():
+            total.addcmul_(grad, params[name].detach(), value=-1.0)
