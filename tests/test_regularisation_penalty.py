@@ -195,6 +195,26 @@ def test_si_path_uses_the_task_gradient_over_many_steps_however_the_loop_zeroes(
     assert torch.allclose(si.path_["0.weight"].reshape(-1), path)
 
 
+def test_si_path_closes_a_step_whose_after_step_was_skipped():
+    si = make_strategy("si", lam=1.0)
+    model = two_weights([1.0, 2.0])
+    task = Task(0, "t", torch.zeros(1, 1), torch.zeros(1, dtype=torch.long), torch.zeros(1, 1),
+                torch.zeros(1, dtype=torch.long), (0,))
+    si.before_task(model, task)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = quadratic(torch.ones(2), torch.zeros(2))
+    for _ in range(2):  # a loop that never calls after_step
+        loss = loss_fn(model) + si.penalty(model)
+        opt.zero_grad()
+        loss.backward()
+        si.after_backward(model)
+        opt.step()
+    si.after_step(model)
+    # g = θ, θ ← 0.9 θ: −g·Δθ = 0.1 θ² per step, θ = (1, 2) then (0.9, 1.8)
+    expected = 0.1 * torch.tensor([1.0, 4.0]) * (1 + 0.81)
+    assert torch.allclose(si.path_["0.weight"].reshape(-1), expected)
+
+
 def rwalk_after_two_steps(**params):
     rw = make_strategy("rwalk", lam=1.0, epsilon=0.1, **params)
     model = two_weights([0.0, 0.0])

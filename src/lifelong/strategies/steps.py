@@ -29,7 +29,13 @@ class PathIntegral:
         self._pending: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name → (g, sum)
 
     def before_step(self, name: str, param: torch.Tensor, total: torch.Tensor) -> None:
-        """While ``param.grad`` is the task gradient g: total += g·θ_before, and keep g."""
+        """While ``param.grad`` is the task gradient g: total += g·θ_before, and keep g.
+
+        A half left open by a loop that skipped ``after_step`` is closed first with the current
+        θ — the weights after the step it missed, or unchanged if there was no step (adds 0)."""
+        if name in self._pending:
+            grad, open_total = self._pending.pop(name)
+            open_total.addcmul_(grad, param.detach(), value=-1.0)
         total.addcmul_(param.grad, param.detach())
         self._pending[name] = (param.grad, total)
 
