@@ -12,7 +12,8 @@ and BWT, and the best comes within 5 points of joint.
 
 ``--search`` runs the reduced hyper-parameter search behind the defaults instead: λ grids per
 method, 3 epochs per task, seed 0, on a validation split (1,000 of the 4,000 training digits,
-100 per class; the test digits are never seen), ranked by ACC.
+100 per class; the test digits are never seen), ranked by ACC. ``--epochs``, ``--lams`` and
+``--param key=value`` (e.g. ``merge=mean``) narrow or extend it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ def one_run(method: str, seed: int, epochs: int, params: dict, validation: bool)
             "seconds": time.perf_counter() - start}
 
 
+def parse_param(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as JSON where it parses (numbers), else a string."""
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def mean(rows: list[dict], key: str) -> float:
     return statistics.fmean(r[key] for r in rows)
 
@@ -93,6 +103,8 @@ def main() -> None:
     parser.add_argument("--hparams", default=None, help="a preset of importance.py (course, tuned)")
     parser.add_argument("--search", action="store_true", help="run the λ search instead")
     parser.add_argument("--lams", type=float, nargs="+", help="--search: these λ only")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="--search: a fixed hyper-parameter for every run, e.g. merge=mean")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="regularisation_quality.json")
     parser.add_argument("--report", nargs="+", metavar="JSON",
@@ -113,7 +125,8 @@ def main() -> None:
         epochs = args.epochs or 3
         for method in args.methods:
             grid = args.lams or SEARCH_GRID.get(method, [None])
-            jobs += [(method, 0, {} if lam is None else {"lam": lam}) for lam in grid]
+            fixed = dict(parse_param(p) for p in args.param)
+            jobs += [(method, 0, fixed if lam is None else {**fixed, "lam": lam}) for lam in grid]
     else:
         epochs = args.epochs or 10
         for seed in args.seeds:
@@ -130,7 +143,8 @@ def main() -> None:
                                               "runs": runs}, indent=1))
     if args.search:
         for run in runs:
-            run["method"] = f"{run['method']}:{run['params'].get('lam', '')}"
+            extra = "".join(f",{k}={v}" for k, v in run["params"].items() if k != "lam")
+            run["method"] = f"{run['method']}:{run['params'].get('lam', '')}{extra}"
     report(runs)
 
 
