@@ -38,18 +38,23 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator, repeats: int = 1):
-    """One epoch of shuffled mini-batches: a seeded permutation and tensor indexing only.
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, repeats: int = 1,
+                  device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
+    """One shuffled epoch over ``n`` examples as index batches, from a seeded permutation.
 
     ``repeats`` > 1 passes over every example that many times in one shuffled epoch — the same
     batches as on the data repeated ``repeats`` times, without materialising the copies.
     """
-    x, y, t = data
-    perm = torch.randperm(x.shape[0] * repeats, generator=generator).to(x.device)
+    perm = torch.randperm(n * repeats, generator=generator).to(device)
     if repeats > 1:
-        perm = perm % x.shape[0]  # row k of x.repeat(repeats) is x[k % n]
-    for start in range(0, perm.shape[0], batch_size):
-        idx = perm[start : start + batch_size]
+        perm = perm % n  # row k of x.repeat(repeats) is x[k % n]
+    return perm.split(batch_size)
+
+
+def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator, repeats: int = 1):
+    """One epoch of shuffled mini-batches (``batch_indices``): tensor indexing only."""
+    x, y, t = data
+    for idx in batch_indices(x.shape[0], batch_size, generator, repeats, x.device):
         yield x[idx], y[idx], t[idx]
 
 

@@ -225,6 +225,8 @@ class GenerativeReplay(Strategy):
     def train_generator(self, task: Task, device: torch.device) -> list[float]:
         """Fit the generator to ``task``'s inputs mixed with its own earlier samples (weighted
         r and 1 − r as the solver); returns (and keeps) the mean loss of each epoch."""
+        from ..train import batch_indices  # the loop's shuffling (train imports strategies)
+
         vae = self._build_generator(device)
         vae.train()
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
@@ -242,8 +244,8 @@ class GenerativeReplay(Strategy):
         r, losses = self.current_share(), []
         for _ in range(epochs):
             total = torch.zeros((), device=device)
-            order = torch.randperm(x.shape[0] * repeats, generator=self._rng).to(device)
-            for idx in (order % x.shape[0]).split(batch_size):
+            batches = batch_indices(x.shape[0], batch_size, self._rng, repeats, device)
+            for idx in batches:
                 loss = vae.loss(x[idx], None if cond is None else cond[idx], self._rng).mean()
                 if self._replayer is not None:
                     n = self.replay_size or len(idx)
@@ -254,7 +256,7 @@ class GenerativeReplay(Strategy):
                 loss.backward()
                 optimizer.step()
                 total += loss.detach()
-            losses.append(float(total) / max(1, -(-x.shape[0] * repeats // batch_size)))
+            losses.append(float(total) / max(1, len(batches)))
         self.generator_ = {k: v.detach().cpu().clone() for k, v in vae.state_dict().items()}
         self.generator_loss_ = losses
         return losses
