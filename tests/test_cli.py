@@ -90,3 +90,32 @@ def test_console_script_exit_status():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: unknown strategy 'nope'")
+
+
+def test_run_toml_takes_a_preset_and_text_options_written_as_booleans(tmp_path, data_dir):
+    config = tmp_path / "exp.toml"
+    config.write_text(
+        f'benchmark = "split-mnist"\nstrategy = "ewc"\npreset = "gem"\n'
+        f'[strategy_options]\nfisher = true\n'
+        f'[benchmark_options]\nsource = "{data_dir}"\n[model_options]\nhidden = [8]\n'
+    )
+    args = ["run", str(config), "--out", str(tmp_path / "r"), "--param", "samples=None"]
+    assert main(args) == 0
+    (run_dir,) = (tmp_path / "r").iterdir()
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["train"]["optimizer"] == "sgd" and saved["train"]["batch_size"] == 10
+    assert saved["strategy_options"]["fisher"] == "true"   # TOML's boolean true is EWC's word
+    assert saved["strategy_options"]["samples"] is None    # `None` on the command line is None
+
+
+def test_flag_preset_wins_over_the_toml_one(tmp_path):
+    from lifelong.cli import build_run_config, make_parser
+
+    config = tmp_path / "exp.toml"
+    config.write_text('strategy = "ewc"\npreset = "gem"\n')
+    args = make_parser().parse_args(["run", str(config), "--preset", "homework", "--param", "fisher=true"])
+    run_config = build_run_config(args)
+    assert run_config.train.optimizer == "adam" and run_config.train.lr == 1e-4
+    from lifelong.strategies import make_strategy
+
+    assert make_strategy(run_config.strategy, **run_config.strategy_options).fisher == "true"

@@ -15,7 +15,10 @@ DEFAULT_OUT = "runs"
 
 
 def parse_value(text: str) -> Any:
-    """``3`` → 3, ``1e-4`` → 1e-4, ``true`` → True, ``[1,2]`` → [1, 2]; otherwise the string."""
+    """``3`` → 3, ``1e-4`` → 1e-4, ``true`` → True, ``[1,2]`` → [1, 2], ``null`` or ``None`` →
+    None; otherwise the string."""
+    if text == "None":
+        return None
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -83,10 +86,13 @@ def build_run_config(args: argparse.Namespace):
     from .config import PRESETS, RunConfig, load_toml, make_train_config
 
     data: dict[str, Any] = load_toml(args.config) if args.config else {}
-    if args.preset is not None and args.preset not in PRESETS:
-        raise LifelongError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
-    train = dict(PRESETS[args.preset]) if args.preset else {}
-    hparams = args.hparams or data.pop("hparams", None)
+    preset = data.pop("preset", None)
+    preset = args.preset or preset
+    if preset is not None and preset not in PRESETS:
+        raise LifelongError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    train = dict(PRESETS[preset]) if preset else {}
+    hparams = data.pop("hparams", None)
+    hparams = args.hparams or hparams
     train.update(data.pop("train", {}) or {})
     for flag in ("optimizer", "lr", "batch_size", "epochs", "seed", "device"):
         value = getattr(args, flag)
@@ -105,8 +111,8 @@ def build_run_config(args: argparse.Namespace):
     if hparams:
         from .compare import _hyperparameter_preset
 
-        preset = _hyperparameter_preset(hparams, data.get("strategy", "naive"))
-        data["strategy_options"] = {**preset, **data["strategy_options"]}
+        defaults = _hyperparameter_preset(hparams, data.get("strategy", "naive"))
+        data["strategy_options"] = {**defaults, **data["strategy_options"]}
     data["train"] = make_train_config(train)
     return RunConfig.from_dict(data)
 
@@ -236,7 +242,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lifelong", description="Lifelong learning on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train one strategy on one stream")
-    p.add_argument("config", nargs="?", help="a TOML file with the same keys as the flags")
+    p.add_argument("config", nargs="?",
+                   help="a TOML file: benchmark, strategy, model, preset, hparams and the tables [train], "
+                   "[strategy_options], [benchmark_options], [model_options]; flags override it")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("list", help="list benchmarks, models, strategies and presets")

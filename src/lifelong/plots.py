@@ -38,7 +38,7 @@ def seen_mean_series(result: RunResult) -> tuple[np.ndarray, np.ndarray]:
 
 def learning_curve(groups: Groups, title: str = "") -> Figure:
     """One line per method (mean over seeds, shaded 95% CI with several seeds), task
-    boundaries as dashed vertical lines, tasks named on the x axis."""
+    boundaries as dotted vertical lines, tasks named on the x axis."""
     fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.add_subplot()
     task_names: list[str] = []

@@ -18,7 +18,7 @@ def _duration(seconds: float) -> str:
 
 
 class ComparisonProgress:
-    """``[3/8 runs] ewc s0: task 2/5 epoch 4/10 | 1m20s, ~5m10s left``.
+    """``[3/8 runs] ewc s0: task 2/5 epoch 4/10 | 1m20s elapsed, ~5m10s left``.
 
     Progress is counted in epochs (tasks × epochs per run); the time left is the wall time per
     epoch trained in this session times the epochs still to train, so it already accounts for
@@ -97,8 +97,9 @@ class ComparisonProgress:
 
 class TensorBoardLogger:
     """Writes each finished run's per-epoch scalars (mean accuracy over the tasks seen so far,
-    loss, accuracy per seen task) under ``logdir/<method>/s<seed>``; a no-op, with one notice,
-    where TensorBoard is not installed (``pip install 'lifelong[tensorboard]'``)."""
+    loss, accuracy per seen task) under ``logdir/<benchmark>/<method>/s<seed>`` (names with other
+    characters than letters, digits, ``-_.`` get ``_``: ``naive (baseline)`` → ``naive__baseline_``);
+    a no-op, with one notice, where TensorBoard is not installed (``pip install 'lifelong[tensorboard]'``)."""
 
     def __init__(self, logdir: str | Path, writer_factory: Any = None, notice: TextIO | None = None):
         self.logdir = Path(logdir)

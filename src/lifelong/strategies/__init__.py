@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import LifelongError
 from ..registry import STRATEGIES
@@ -21,9 +24,20 @@ def make_strategy(name: str, **hyperparameters) -> Strategy:
     load_all()
     factory = STRATEGIES.get(name)
     try:
-        return factory(**hyperparameters)
+        return factory(**_words_for_text_options(factory, hyperparameters))
     except TypeError as exc:
         raise LifelongError(f"bad hyper-parameter for strategy {name!r}: {exc}") from None
+
+
+def _words_for_text_options(factory: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """A boolean given for a text option is its word: ``--param fisher=true`` (or ``fisher = true``
+    in TOML) reaches EWC as the option value ``"true"``, not as ``True``."""
+    try:
+        defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+    except (TypeError, ValueError):
+        return options
+    return {k: str(v).lower() if isinstance(v, bool) and isinstance(defaults.get(k), str) else v
+            for k, v in options.items()}
 
 
 def resolved_hyperparameters(name: str, **options) -> dict:
