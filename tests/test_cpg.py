@@ -100,7 +100,7 @@ def test_growing_adds_units_when_the_goal_is_not_met(monkeypatch):
 
 
 @pytest.mark.parametrize("options, message", [({"holdout": 0}, "holdout must be in"),
-                                              ({"goal": 1.5}, "goal must be an accuracy"),
+                                              ({"goal": 1.5}, "goal must be in"),
                                               ({"prune_steps": -1}, "prune_steps must be"),
                                               ({"max_sparsity": 1.0}, "max_sparsity must be")])
 def test_bad_hyperparameters_are_refused(options, message):

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_count, check_counts
+from ..errors import LifelongError
 from ..registry import MODELS
 
 
@@ -21,7 +23,17 @@ class SmallCNN(nn.Module):
         hidden: int = 256,
     ) -> None:
         super().__init__()
+        input_shape = check_counts("input_shape", input_shape, prefix="cnn")
+        if len(input_shape) != 3:
+            raise LifelongError(f"cnn needs image inputs (c, h, w), got shape {tuple(input_shape)}")
+        check_count("num_classes", num_classes, prefix="cnn")
+        channels = check_counts("channels", channels, prefix="cnn")
+        check_count("hidden", hidden, prefix="cnn")
         c, h, w = input_shape
+        fit = min(h, w).bit_length() - 1  # each block halves the image: 2**blocks pixels a side
+        if len(channels) > fit:
+            raise LifelongError(f"cnn channels {channels} make {len(channels)} conv-pool blocks, but a "
+                                f"{h}×{w} image has room for at most {fit} (each block halves it)")
         blocks: list[nn.Module] = []
         for out in channels:
             blocks += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
@@ -37,8 +49,4 @@ class SmallCNN(nn.Module):
 
 @MODELS.register("cnn", "small CNN: two conv-pool blocks (32, 64 channels) and a 256-unit layer")
 def make_cnn(input_shape, num_classes, channels: Sequence[int] = (32, 64), hidden: int = 256):
-    if len(input_shape) != 3:
-        from ..errors import LifelongError
-
-        raise LifelongError(f"cnn needs image inputs (c, h, w), got shape {tuple(input_shape)}")
     return SmallCNN(input_shape, num_classes, channels, hidden)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_count, check_counts
 from ..registry import MODELS
 
 
@@ -21,7 +22,9 @@ class MLP(nn.Module):
         hidden: Sequence[int] = (1024, 512, 256),
     ) -> None:
         super().__init__()
-        sizes = [math.prod(input_shape), *hidden]
+        input_shape = check_counts("input_shape", input_shape, allow_empty=False, prefix="mlp")
+        check_count("num_classes", num_classes, prefix="mlp")
+        sizes = [math.prod(input_shape), *check_counts("hidden", hidden, prefix="mlp")]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]

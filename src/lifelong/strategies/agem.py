@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_count
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .base import Strategy
-from .gem import check_memory_options, flat_grad, trainable, write_grad
+from .gem import flat_grad, trainable, write_grad
 from .memory import SeededRandom, append_task_memory, tensor_bytes
 
 
@@ -44,12 +44,8 @@ class AGEM(SeededRandom, Strategy):
     name = "agem"
 
     def __init__(self, memory_per_task: int = 256, ref_batch_size: int = 256) -> None:
-        check_memory_options(memory_per_task)
-        if isinstance(ref_batch_size, bool) or not isinstance(ref_batch_size, int) \
-                or ref_batch_size < 1:
-            raise LifelongError(f"ref_batch_size must be a positive integer, got {ref_batch_size!r}")
-        self.memory_per_task = memory_per_task
-        self.ref_batch_size = ref_batch_size
+        self.memory_per_task = check_count("memory_per_task", memory_per_task)
+        self.ref_batch_size = check_count("ref_batch_size", ref_batch_size)
         self.memory_: dict[str, torch.Tensor] = {}
         self.grad_bytes_ = 0
 

@@ -35,12 +35,14 @@ by a fraction of every hidden layer's width rather than by a searched number of 
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..checks import check_count, check_number
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..models.columns import check_chain, hidden_widths, parse_chain, widen
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
@@ -73,16 +75,18 @@ class CPG(Strategy):
                  prune_steps: int = 4, compact_epochs: int = 8, goal: float | None = None,
                  grow: float = 0.25, max_grow: int = 2, mask_lr: float = 1e-4,
                  mask_init: float = 1e-2) -> None:
-        _check(0 < holdout < 1, f"holdout must be in (0, 1), got {holdout!r}")
-        _check(0 <= tolerance <= 1, f"tolerance must be in [0, 1], got {tolerance!r}")
-        _check(0 <= max_sparsity < 1, f"max_sparsity must be in [0, 1), got {max_sparsity!r}")
-        for key, value in (("prune_steps", prune_steps), ("compact_epochs", compact_epochs),
-                           ("max_grow", max_grow)):
-            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-                   f"{key} must be an integer >= 0, got {value!r}")
-        _check(goal is None or 0 < goal <= 1, f"goal must be an accuracy in (0, 1], got {goal!r}")
-        _check(grow > 0, f"grow must be > 0 (a fraction of each layer's width), got {grow!r}")
-        _check(mask_lr > 0, f"mask_lr must be > 0, got {mask_lr!r}")
+        number, count = partial(check_number, prefix="cpg"), partial(check_count, prefix="cpg")
+        number("holdout", holdout, inclusive=False, high=1.0, high_inclusive=False)
+        number("tolerance", tolerance, high=1.0)
+        number("max_sparsity", max_sparsity, high=1.0, high_inclusive=False)
+        count("prune_steps", prune_steps)
+        count("compact_epochs", compact_epochs, low=0)
+        count("max_grow", max_grow, low=0)
+        if goal is not None:  # an accuracy
+            number("goal", goal, inclusive=False, high=1.0)
+        number("grow", grow, inclusive=False)  # a fraction of each layer's width
+        number("mask_lr", mask_lr, inclusive=False)
+        number("mask_init", mask_init, inclusive=False)
         self.holdout, self.tolerance, self.goal = holdout, tolerance, goal
         self.max_sparsity, self.prune_steps, self.compact_epochs = max_sparsity, prune_steps, compact_epochs
         self.grow, self.max_grow = grow, max_grow
@@ -292,7 +296,3 @@ def sparsity_schedule(max_sparsity: float, steps: int) -> list[float]:
     """Zhu & Gupta 2017's gradual pruning: s_i = s_max (1 − (1 − i/n)³) for i = 1..n."""
     return [max_sparsity * (1 - (1 - i / steps) ** 3) for i in range(1, steps + 1)]
 
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise LifelongError(f"cpg {message}")

@@ -25,11 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_choice, check_count
 from ..data.streams import Task
 from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .gradient_stats import per_sample_gradient_stat
-from .importance import Params, QuadraticPenalty, check_count, trainable
+from .importance import Params, QuadraticPenalty, trainable
 
 FISHER_KINDS = ("true", "empirical")
 
@@ -45,11 +46,9 @@ class EWC(QuadraticPenalty):
                  samples: int | None = None, batch_size: int = 128, merge: str | None = None,
                  gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
-        if fisher not in FISHER_KINDS:
-            raise LifelongError(f"fisher must be one of {', '.join(FISHER_KINDS)}, got {fisher!r}")
         if not isinstance(per_sample, bool):
             raise LifelongError(f"per_sample must be true or false, got {per_sample!r}")
-        self.fisher = fisher
+        self.fisher = check_choice("fisher", fisher, FISHER_KINDS)
         self.per_sample = per_sample
         self.samples = check_count("samples", samples, allow_none=True)
         self.batch_size = check_count("batch_size", batch_size)

@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_choice, check_count, check_number
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .base import Strategy
 from .memory import SeededRandom, append_task_memory, tensor_bytes
@@ -85,12 +85,6 @@ def write_grad(params: list[torch.Tensor], vector: torch.Tensor) -> None:
         offset += n
 
 
-def check_memory_options(memory_per_task: int) -> None:
-    if isinstance(memory_per_task, bool) or not isinstance(memory_per_task, int) \
-            or memory_per_task < 1:
-        raise LifelongError(f"memory_per_task must be a positive integer, got {memory_per_task!r}")
-
-
 @STRATEGIES.register("gem", "Gradient Episodic Memory: project gradients so no past task's "
                             "memory loss increases (Lopez-Paz & Ranzato 2017)")
 class GEM(SeededRandom, Strategy):
@@ -100,18 +94,12 @@ class GEM(SeededRandom, Strategy):
 
     def __init__(self, memory_per_task: int = 256, margin: float = 0.5, eps: float = 1e-3,
                  memory_grads: str = "batched") -> None:
-        check_memory_options(memory_per_task)
-        if margin < 0:
-            raise LifelongError(f"margin must be >= 0, got {margin!r}")
-        if eps < 0:
-            raise LifelongError(f"eps must be >= 0, got {eps!r}")
-        if memory_grads not in GRAD_MODES:
-            raise LifelongError(f"memory_grads must be one of {', '.join(GRAD_MODES)}, "
-                                f"got {memory_grads!r}")
-        self.memory_per_task = memory_per_task
+        check_number("margin", margin)
+        check_number("eps", eps)
+        self.memory_per_task = check_count("memory_per_task", memory_per_task)
         self.margin = margin
         self.eps = eps
-        self.memory_grads = memory_grads
+        self.memory_grads = check_choice("memory_grads", memory_grads, GRAD_MODES)
         self.memory_: dict[str, torch.Tensor] = {}
         self.grad_row_bytes_ = 0
 

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..checks import check_choice, check_count, check_counts, check_number
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from ..models.heads import mask_logits
@@ -86,26 +87,17 @@ class GenerativeReplay(Strategy):
         generator_lr: float = 3e-3,
         epoch: str = "seen",
     ) -> None:
-        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
-        if not all(_count(h) for h in hidden):
-            raise LifelongError(f"hidden must be a list of positive integers, got {hidden!r}")
-        if targets not in TARGETS:
-            raise LifelongError(f"targets must be 'hard' or 'soft' (distillation), got {targets!r}")
-        if condition not in CONDITIONS:
-            raise LifelongError(f"condition must be one of {', '.join(CONDITIONS)}, got {condition!r}")
-        if not _positive(temperature):
-            raise LifelongError(f"temperature must be > 0, got {temperature!r}")
-        if current_weight is not None and not (_positive(current_weight) and current_weight <= 1):
-            raise LifelongError(f"current_weight must be in (0, 1] or None (1/t), got {current_weight!r}")
-        for label, value in (("replay_size", replay_size), ("generator_epochs", generator_epochs)):
-            if value is not None and not _count(value):
-                raise LifelongError(f"{label} must be a positive integer or None, got {value!r}")
-        if not _count(latent_dim) or not hidden:
-            raise LifelongError("latent_dim and every hidden size must be positive integers")
-        if not _positive(generator_lr):
-            raise LifelongError(f"generator_lr must be > 0, got {generator_lr!r}")
-        if epoch not in EPOCHS:
-            raise LifelongError(f"epoch must be 'task' or 'seen', got {epoch!r}")
+        check_number("temperature", temperature, inclusive=False)
+        if current_weight is not None:  # r of Shin et al.; None: 1/t
+            check_number("current_weight", current_weight, inclusive=False, high=1.0)
+        check_count("replay_size", replay_size, allow_none=True)
+        check_count("generator_epochs", generator_epochs, allow_none=True)
+        check_count("latent_dim", latent_dim)
+        hidden = check_counts("hidden", hidden, allow_empty=False)
+        check_number("generator_lr", generator_lr, inclusive=False)
+        check_choice("targets", targets, TARGETS)
+        check_choice("condition", condition, CONDITIONS)
+        check_choice("epoch", epoch, EPOCHS)
         self.targets, self.temperature, self.current_weight = targets, float(temperature), current_weight
         self.replay_size, self.condition = replay_size, condition
         self.latent_dim, self.hidden = latent_dim, hidden
@@ -310,10 +302,3 @@ class GenerativeReplay(Strategy):
         kept = [*self.generator_.values(), *self.previous_.values()]
         return int(sum(t.numel() * t.element_size() for t in kept))
 
-
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-def _count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checks import check_choice, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
 from .base import Batch, Strategy
@@ -60,27 +61,6 @@ def hyperparameter_preset(preset: str, strategy: str) -> dict[str, Any]:
     return dict(HYPERPARAMETER_PRESETS[preset].get(strategy, {}))
 
 
-def check_number(name: str, value: Any, low: float = 0.0, inclusive: bool = True,
-                 high: float | None = None) -> float:
-    """``value`` as a float if it lies in [low, high] (or (low, high]); else a LifelongError."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = (value >= low if inclusive else value > low) and (high is None or value <= high)
-    if not ok:
-        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high else "")
-        raise LifelongError(f"hyper-parameter {name} must be a number {bound}, got {value!r}")
-    return float(value)
-
-
-def check_count(name: str, value: Any, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        extra = " (or None for all)" if allow_none else ""
-        raise LifelongError(f"hyper-parameter {name} must be a positive integer{extra}, got {value!r}")
-    return value
-
-
 def trainable(model: nn.Module) -> Params:
     """The trainable parameters by name (the live tensors)."""
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -104,11 +84,8 @@ class QuadraticPenalty(Strategy):
     keeps_task_gradient = False  # True: .grad's task gradient must survive the penalty's add
 
     def __init__(self, lam: float, merge: str | None = None, gamma: float = 1.0) -> None:
-        merge = self.default_merge if merge is None else merge
-        if merge not in MERGE_RULES:
-            raise LifelongError(f"unknown merge rule {merge!r}; choose one of {', '.join(MERGE_RULES)}")
         self.lam = check_number("lam", lam)
-        self.merge = merge
+        self.merge = check_choice("merge", self.default_merge if merge is None else merge, MERGE_RULES)
         self.gamma = check_number("gamma", gamma, 0.0, inclusive=False, high=1.0)
         self.omega_: Params = {}
         self.anchor_: Params = {}

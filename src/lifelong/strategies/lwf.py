@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_number
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..models.heads import mask_logits
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
@@ -63,10 +63,8 @@ class LwF(Strategy):
     name = "lwf"
 
     def __init__(self, lam: float = 1.0, temperature: float = 2.0) -> None:
-        if lam < 0:
-            raise LifelongError(f"lam (λ_o, the distillation weight) must be >= 0, got {lam!r}")
-        if temperature <= 0:
-            raise LifelongError(f"temperature must be > 0, got {temperature!r}")
+        check_number("lam", lam)  # λ_o, the distillation weight
+        check_number("temperature", temperature, inclusive=False)
         self.lam = lam
         self.temperature = temperature
         self.old_model_: dict[str, torch.Tensor] = {}

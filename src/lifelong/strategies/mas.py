@@ -18,10 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_count
 from ..data.streams import Task
 from ..registry import STRATEGIES
 from .gradient_stats import per_sample_gradient_stat
-from .importance import Params, QuadraticPenalty, check_count
+from .importance import Params, QuadraticPenalty
 
 
 @STRATEGIES.register("mas", "memory aware synapses: output-sensitivity importance (Aljundi 2018)")

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..checks import check_count, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
 from ..models.columns import check_chain, parse_chain
@@ -55,12 +56,9 @@ class PackNet(Strategy):
     needs_task_identity = True
 
     def __init__(self, prune: float = 0.75, retrain_epochs: int = 30) -> None:
-        if isinstance(prune, bool) or not isinstance(prune, (int, float)) or not 0 < prune < 1:
-            raise LifelongError(f"packnet prune must be in (0, 1), got {prune!r}")
-        if isinstance(retrain_epochs, bool) or not isinstance(retrain_epochs, int) or retrain_epochs < 0:
-            raise LifelongError(f"packnet retrain_epochs must be an integer >= 0, got {retrain_epochs!r}")
+        check_number("prune", prune, inclusive=False, high=1.0, high_inclusive=False, prefix="packnet")
         self.prune = prune
-        self.retrain_epochs = retrain_epochs
+        self.retrain_epochs = check_count("retrain_epochs", retrain_epochs, low=0, prefix="packnet")
         self.owner_: dict[str, torch.Tensor] = {}
         self.heads_: dict[str, dict[str, torch.Tensor]] = {}
         self.tasks_done_ = 0

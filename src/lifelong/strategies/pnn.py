@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_number
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..models.columns import ProgressiveNet, check_chain, parse_chain
 from ..registry import STRATEGIES
 from .base import Strategy
@@ -41,8 +41,7 @@ class PNN(Strategy):
     needs_task_identity = True
 
     def __init__(self, adapter_ratio: float = 1.0) -> None:
-        if not 0 < adapter_ratio <= 1:
-            raise LifelongError(f"pnn adapter_ratio must be in (0, 1], got {adapter_ratio!r}")
+        check_number("adapter_ratio", adapter_ratio, inclusive=False, high=1.0, prefix="pnn")
         self.adapter_ratio = adapter_ratio
         self.columns_ = 0
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_choice, check_count
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
 from .memory import (
@@ -47,18 +47,9 @@ class Replay(SeededRandom, Strategy):
 
     def __init__(self, buffer_size: int = 1000, replay_batch_size: int | None = None,
                  policy: str = "reservoir") -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise LifelongError(f"buffer_size must be a positive integer, got {buffer_size!r}")
-        if replay_batch_size is not None and (
-                isinstance(replay_batch_size, bool) or not isinstance(replay_batch_size, int)
-                or replay_batch_size < 1):
-            raise LifelongError("replay_batch_size must be a positive integer (or omitted: the "
-                                f"training batch size), got {replay_batch_size!r}")
-        if policy not in POLICIES:
-            raise LifelongError(f"unknown replay policy {policy!r}; choose {' or '.join(POLICIES)}")
-        self.buffer_size = buffer_size
-        self.replay_batch_size = replay_batch_size
-        self.policy = policy
+        self.buffer_size = check_count("buffer_size", buffer_size)
+        self.replay_batch_size = check_count("replay_batch_size", replay_batch_size, allow_none=True)
+        self.policy = check_choice("policy", policy, POLICIES)
         self.buffer_: dict[str, torch.Tensor] = {}
         self.seen_ = 0
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_count, check_number
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .importance import Params, QuadraticPenalty, check_count, check_number, fits, trainable
+from .importance import Params, QuadraticPenalty, fits, trainable
 from .steps import PathIntegral
 
 

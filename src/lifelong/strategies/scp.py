@@ -25,9 +25,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_count
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .importance import Params, QuadraticPenalty, check_count, trainable
+from .importance import Params, QuadraticPenalty, trainable
 
 CHUNK = 1000
 """Examples per forward pass (memory bound); the Jacobian is summed over chunks."""

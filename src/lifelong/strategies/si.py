@@ -22,9 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_number
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .importance import Params, QuadraticPenalty, check_number, trainable
+from .importance import Params, QuadraticPenalty, trainable
 from .steps import PathIntegral
 
 
