@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import idx_folder, tiny_arrays
+from conftest import idx_folder, tiny_arrays, write_idx
 
 from lifelong.data import from_arrays, load_idx_folder, load_mnist5k, make_benchmark, read_idx
 from lifelong.data.transforms import permute, pixel_permutation, rotate
@@ -153,3 +153,117 @@ def test_fashion_mnist_from_debian_package():
     s = make_benchmark("rotated-mnist", source=str(FASHION), angles=[0, 20], train_per_task=500)
     assert len(s) == 2 and s[1].x_train.shape == (500, 1, 28, 28)
     assert math.isclose(float(xte.max()), 1.0)
+
+
+def _raw_idx(path: Path, array, code: int, dtype: str, gz: bool = False) -> Path:
+    """Write ``array`` as an IDX file of type ``code`` (big-endian ``dtype``), like the real format."""
+    import gzip
+
+    array = np.asarray(array)
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(dtype).tobytes()
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def _one_line_error(call, message):
+    with pytest.raises(LifelongError, match=message) as err:
+        call()
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    "code, dtype", [(0x09, "i1"), (0x0B, ">i2"), (0x0C, ">i4"), (0x0D, ">f4"), (0x0E, ">f8")]
+)
+def test_every_idx_type_reads_in_native_byte_order(tmp_path, code, dtype):
+    values = np.arange(12).reshape(3, 2, 2)
+    array = read_idx(_raw_idx(tmp_path / "a-idx3", values, code, dtype))
+    assert array.dtype.isnative and array.tolist() == values.tolist()
+
+
+def test_big_endian_labels_and_float_images_load(tmp_path):
+    folder = _idx_folder(tmp_path, gz=False)
+    _raw_idx(folder / "train-labels-idx1-ubyte", np.arange(20) % 10, 0x0C, ">i4")
+    _raw_idx(folder / "t10k-images-idx3-ubyte", np.full((10, 28, 28), 0.5), 0x0D, ">f4")
+    xtr, ytr, xte, yte = load_idx_folder(folder)
+    assert ytr.tolist() == [i % 10 for i in range(20)] and float(xte.max()) == 0.5
+
+
+def test_gzip_corrupt_in_the_middle_is_a_clear_error(tmp_path):
+    # a gzip member whose first deflate block (stored) is fine and whose second has an invalid
+    # type: gzip raises zlib.error mid-stream, not OSError or EOFError
+    payload = bytes([0, 0, 0x08, 1, 0, 0, 0, 200]) + bytes(200)
+    stored = b"\x00" + len(payload).to_bytes(2, "little") + (len(payload) ^ 0xFFFF).to_bytes(2, "little")
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + stored + payload + b"\x07" + bytes(8))
+    _one_line_error(lambda: read_idx(path), "train-images-idx3-ubyte.gz: the file is corrupt")
+
+
+def test_overflowing_idx_header_is_corrupt(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + b"".join(d.to_bytes(4, "big") for d in (2**31, 2**31, 4)))
+    _one_line_error(lambda: read_idx(path), "is corrupt: 0 data bytes")
+
+
+@pytest.mark.parametrize("split", ["train", "t10k"])
+def test_empty_train_or_test_set_is_refused(tmp_path, split):
+    folder = _idx_folder(tmp_path, gz=False)
+    write_idx(folder / f"{split}-images-idx3-ubyte", np.zeros((0, 28, 28)))
+    write_idx(folder / f"{split}-labels-idx1-ubyte", np.zeros(0))
+    name = "train" if split == "train" else "test"
+    _one_line_error(lambda: load_idx_folder(folder), f"the {name} set is empty")
+
+
+def test_mismatched_image_sizes_and_counts_are_refused(tmp_path):
+    folder = _idx_folder(tmp_path, gz=False)
+    write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((10, 14, 14)))
+    _one_line_error(lambda: load_idx_folder(folder), r"train images have shape \(1, 28, 28\) but test images")
+    write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((9, 28, 28)))
+    _one_line_error(lambda: load_idx_folder(folder), "has 9 images but .*t10k-labels.* has 10 labels")
+
+
+def test_negative_and_unseen_labels_are_refused(tmp_path):
+    folder = _idx_folder(tmp_path, gz=False)
+    _raw_idx(folder / "train-labels-idx1-ubyte", np.arange(20) % 10 - 1, 0x09, "i1")
+    _one_line_error(lambda: load_idx_folder(folder), "train labels must be class numbers .* found -1")
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(20) % 5)  # training sees classes 0..4
+    _one_line_error(lambda: load_idx_folder(folder), r"test label 9 is not a training class \(0..4\)")
+
+
+def test_data_path_that_is_a_file_says_so(tmp_path):
+    folder = _idx_folder(tmp_path, gz=False)
+    message = _one_line_error(lambda: load_idx_folder(folder / "train-images-idx3-ubyte"),
+                              "is a file, not a folder")
+    assert "t10k-labels-idx1-ubyte" in message
+
+
+X, Y = np.random.RandomState(0).rand(6, 784), np.arange(6) % 3
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ((X[:, 0], Y, X, Y), r"train images have shape \(6,\); give one row or image per example"),
+        ((X, Y + 0.5, X, Y), "train labels must be whole class numbers .* found 0.5"),
+        ((X, Y, X, [0, 1, 2, 0, 1, float("nan")]), "test labels must be whole class numbers"),
+        ((np.where(X > 0.5, np.nan, X), Y, X, Y), "train images contain NaN"),
+        ((X, Y, X[:, :100], Y), "but test images"),
+        ((X, Y[:5], X, Y), "6 train inputs but 5 labels"),
+        ((X, Y, X, Y - 1), "test labels must be class numbers"),
+        ((X, np.array(list("abcdef")), X, Y), "train labels must be a numeric array"),
+        ((X[:0], Y[:0], X, Y), "train set is empty"),
+        ((torch.tensor(X), torch.tensor(Y + 0.25), X, Y), "whole class numbers"),
+    ],
+)
+def test_bad_user_arrays_are_one_line_errors(arrays, message):
+    _one_line_error(lambda: from_arrays(*arrays), message)
+
+
+def test_benchmark_arrays_must_be_four():
+    _one_line_error(lambda: make_benchmark("rotated-mnist", arrays=(X, Y)), "arrays must be a tuple")
+
+
+def test_from_arrays_accepts_big_endian_and_whole_float_labels():
+    xtr, ytr, _, _ = from_arrays(X.astype(">f8"), Y.astype(">f4"), X, Y.astype(np.int8))
+    assert ytr.dtype == torch.long and ytr.tolist() == Y.tolist() and xtr.dtype == torch.float32

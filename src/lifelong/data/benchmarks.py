@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..checks import check_count
 from ..errors import LifelongError
 from ..registry import BENCHMARKS
 from .sources import Split, from_arrays, load_source
@@ -20,7 +21,11 @@ HOMEWORK_ANGLES = (0.0, 20.0, 40.0, 60.0, 80.0)
 
 
 def _data(source, arrays) -> Split:
-    return from_arrays(*arrays) if arrays is not None else load_source(source)
+    if arrays is None:
+        return load_source(source)
+    if not isinstance(arrays, (tuple, list)) or len(arrays) != 4:
+        raise LifelongError("arrays must be a tuple (x_train, y_train, x_test, y_test)")
+    return from_arrays(*arrays)
 
 
 def _check_scenario(scenario: str, allowed: Sequence[str], name: str) -> None:
@@ -31,13 +36,16 @@ def _check_scenario(scenario: str, allowed: Sequence[str], name: str) -> None:
 
 
 def _check_count(name: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise LifelongError(f"{name} must be a positive integer, got {value!r}")
+    check_count(name, value, allow_none, prefix="benchmark option")
+
+
+def _check_seed(seed) -> None:
+    check_count("seed", seed, low=0, high=2**32, prefix="benchmark option")
 
 
 def _num_classes(y: torch.Tensor) -> int:
+    if y.numel() == 0:  # from_arrays refuses empty sets; this guards streams built otherwise
+        raise LifelongError("the training set is empty; give at least one labelled example")
     return int(y.max().item()) + 1
 
 
@@ -63,6 +71,7 @@ def rotated(
         raise LifelongError(f"angles must be numbers of degrees, got {list(angles)!r}")
     _check_count("train_per_task", train_per_task, allow_none=True)
     xtr, ytr, xte, yte = _data(source, arrays)
+    _check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
     tasks = []
@@ -89,6 +98,7 @@ def permuted(
     _check_count("n_tasks", n_tasks)
     _check_count("train_per_task", train_per_task, allow_none=True)
     xtr, ytr, xte, yte = _data(source, arrays)
+    _check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
     num_pixels = xtr[0].numel()
@@ -114,6 +124,7 @@ def split(
     head over every digit with no task identity (class-incremental).
     """
     _check_scenario(scenario, ("task", "class"), "split-mnist")
+    _check_seed(seed)
     xtr, ytr, xte, yte = _data(source, arrays)
     n = _num_classes(ytr)
     _check_count("classes_per_task", classes_per_task)

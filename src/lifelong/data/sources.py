@@ -7,7 +7,9 @@ shape ``(n, 1, 28, 28)`` (or the arrays' own shape) and ``y`` int64.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,18 +51,23 @@ def load_mnist5k() -> Split:
     return t(x[tr]), t(y[tr]), t(x[te]), t(y[te])
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte")
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (the original MNIST format), gzipped or not."""
+    """Read one IDX file (the original MNIST format), gzipped or not, in native byte order."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:
-        raise LifelongError(f"cannot read IDX file {path}: {exc}; re-download the file") from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        reason = getattr(exc, "strerror", None) or f"the file is corrupt ({exc})"
+        raise LifelongError(f"cannot read IDX file {path}: {reason}; re-download it") from None
+    if not data:
+        raise LifelongError(f"{path} is empty; re-download it")
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise LifelongError(f"{path} is not an IDX file (bad magic number); re-download it")
     ndim = data[3]
@@ -69,13 +76,14 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise LifelongError(f"{path} is truncated (header cut short); re-download it")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     if len(data) - header != expected:
         raise LifelongError(
             f"{path} is corrupt: {len(data) - header} data bytes, expected {expected} for "
             f"shape {shape}; re-download it"
         )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))  # torch refuses big-endian arrays
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -90,49 +98,95 @@ def _find(folder: Path, stem: str) -> Path:
 def load_idx_folder(folder: str | Path) -> Split:
     """MNIST or Fashion-MNIST from a folder of the four IDX files (``train-images-idx3-ubyte``…)."""
     folder = Path(folder).expanduser()
+    need = f"the four MNIST-format IDX files ({', '.join(IDX_STEMS)}, each optionally .gz)"
+    if folder.is_file():
+        raise LifelongError(f"data path {folder} is a file, not a folder; give the folder holding {need}")
     if not folder.is_dir():
-        raise LifelongError(f"data folder {folder} does not exist; give a folder of IDX files")
-    arrays = [
-        read_idx(_find(folder, stem))
-        for stem in (
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        )
-    ]
-    xtr, ytr, xte, yte = arrays
-    for x, y, split in ((xtr, ytr, "train"), (xte, yte, "test")):
-        if x.shape[0] != y.shape[0]:
+        raise LifelongError(f"data folder {folder} does not exist; give a folder holding {need}")
+    paths = [_find(folder, stem) for stem in IDX_STEMS]
+    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+    for x, y, px, py in ((xtr, ytr, *paths[:2]), (xte, yte, *paths[2:])):
+        if x.ndim != 3:
             raise LifelongError(
-                f"{folder}: {x.shape[0]} {split} images but {y.shape[0]} labels; re-download"
+                f"{px} holds an array of shape {x.shape}, not images (count, rows, cols); "
+                "are the images and labels files swapped?"
             )
-    return from_arrays(xtr, ytr, xte, yte)
+        if y.size != x.shape[0]:
+            raise LifelongError(f"{px} has {x.shape[0]} images but {py} has {y.size} labels; re-download")
+    try:
+        return from_arrays(xtr, ytr, xte, yte)
+    except LifelongError as exc:
+        raise LifelongError(f"{folder}: {exc}") from None
+
+
+def _numeric(a, what: str, dtype: torch.dtype) -> torch.Tensor:
+    """``a`` (tensor, numpy array of any byte order, or nested lists) as a tensor of ``dtype``."""
+    if torch.is_tensor(a):
+        return a.to(dtype)
+    try:
+        arr = np.asarray(a)
+    except ValueError:  # ragged nested lists
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
+        got = f"dtype {arr.dtype}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise LifelongError(f"the {what} must be a numeric array, got {got}")
+    return torch.from_numpy(arr.astype(np.float32 if dtype == torch.float32 else np.float64))
+
+
+def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split's images and labels, checked, scaled to [0, 1] and reshaped."""
+    x = _numeric(x, f"{split} images", torch.float32)
+    y = _numeric(y, f"{split} labels", torch.float64).reshape(-1)
+    if x.dim() < 2:
+        raise LifelongError(
+            f"the {split} images have shape {tuple(x.shape)}; give one row or image per example, "
+            "e.g. (n, 784) or (n, 28, 28)"
+        )
+    if x.shape[0] != y.shape[0]:
+        raise LifelongError(
+            f"{x.shape[0]} {split} inputs but {y.shape[0]} labels; give one label per example"
+        )
+    if x.shape[0] == 0:
+        raise LifelongError(f"the {split} set is empty; give at least one image and its label")
+    if not torch.isfinite(x).all():
+        raise LifelongError(f"the {split} images contain NaN or infinite values; fix or drop those examples")
+    bad = y[y != y.round()].tolist()  # NaN is never equal to itself, so it lands here too
+    if bad:
+        raise LifelongError(f"the {split} labels must be whole class numbers 0, 1, 2, ...; found {bad[0]}")
+    if y.min() < 0:
+        raise LifelongError(f"the {split} labels must be class numbers 0, 1, 2, ...; found {int(y.min())}")
+    if x.max() > 1.0:
+        x = x / 255.0
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    elif x.dim() == 2:
+        side = int(round(x.shape[1] ** 0.5))
+        if side * side == x.shape[1]:
+            x = x.reshape(-1, 1, side, side)
+    return x.contiguous(), y.long()
 
 
 def from_arrays(x_train, y_train, x_test, y_test) -> Split:
     """User arrays (numpy or torch). Images with a max above 1 are scaled by 1/255.
 
     2-D ``(n, 784)`` or 3-D ``(n, 28, 28)`` image arrays become ``(n, 1, 28, 28)`` when square.
+    Bad input (empty sets, NaN, negative or fractional labels, mismatched shapes) is a
+    one-line ``LifelongError``.
     """
-    out = []
-    for x, y in ((x_train, y_train), (x_test, y_test)):
-        x = x.float() if torch.is_tensor(x) else torch.tensor(np.asarray(x), dtype=torch.float32)
-        y = (y if torch.is_tensor(y) else torch.tensor(np.asarray(y))).long().reshape(-1)
-        if x.shape[0] != y.shape[0]:
-            raise LifelongError(
-                f"{x.shape[0]} inputs but {y.shape[0]} labels; give one label per example"
-            )
-        if x.numel() and x.max() > 1.0:
-            x = x / 255.0
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        elif x.dim() == 2:
-            side = int(round(x.shape[1] ** 0.5))
-            if side * side == x.shape[1]:
-                x = x.reshape(-1, 1, side, side)
-        out += [x.contiguous(), y]
-    return tuple(out)  # type: ignore[return-value]
+    xtr, ytr = _checked(x_train, y_train, "train")
+    xte, yte = _checked(x_test, y_test, "test")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise LifelongError(
+            f"train images have shape {tuple(xtr.shape[1:])} but test images {tuple(xte.shape[1:])}; "
+            "both sets need images of the same size"
+        )
+    classes = int(ytr.max()) + 1
+    if yte.max() >= classes:
+        raise LifelongError(
+            f"test label {int(yte.max())} is not a training class (0..{classes - 1}); "
+            "test examples must come from the classes seen in training"
+        )
+    return xtr, ytr, xte, yte
 
 
 def load_source(source: str | Path | None) -> Split:
