@@ -125,7 +125,7 @@ def test_corrupt_tensor_file_is_refused(interrupted):
     blob = bytearray(tensors.read_bytes())
     blob[-5] ^= 0xFF
     tensors.write_bytes(bytes(blob))
-    with pytest.raises(ll.LifelongError, match="corrupt \\(checksum mismatch"):
+    with pytest.raises(ll.LifelongError, match=r"safetensors is damaged \(corrupt: checksum mismatch"):
         ll.run(cfg, out=folder.parent.parent)
 
 
@@ -143,6 +143,7 @@ def test_garbage_json_and_foreign_checkpoint_are_refused(interrupted, data_dir):
         ll.run(other, out=folder.parent.parent)
     meta["tensors_file"] = "../../evil.safetensors"
     meta["config"] = other.to_dict()
+    meta["meta_sha256"] = ckpt._digest(meta)  # a consistent forgery: caught by the name check
     (other_dir / "checkpoint" / "latest.json").write_text(json.dumps(meta))
     with pytest.raises(ll.LifelongError, match="bad tensor file"):
         ll.run(other, out=folder.parent.parent)

@@ -15,6 +15,9 @@ import hashlib
 import html
 import io
 import json
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,52 +30,100 @@ from .stats import mean_ci
 Collected = dict[str, Groups]
 """benchmark label → method label → runs (one per seed)."""
 
+_SAFE_ID = re.compile(r"(?!\.\.?$)[\w.+-]+")
+"""A run id that names one folder inside ``runs/`` (no separators, not . or ..)."""
+
 METRICS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting"))
 
 
-def collect(folder: str | Path) -> Collected:
-    """Load every finished run a folder refers to, grouped by benchmark and method."""
+def collect(folder: str | Path, warn: Callable[[str], None] | None = None) -> Collected:
+    """Load every finished run a folder refers to, grouped by benchmark and method.
+
+    A damaged run is left out and named through ``warn`` (default: a ``warning:`` line on
+    stderr); when no run is left, that is the error."""
     folder = Path(folder)
     if (folder / COMPARISON_FILE).exists():
+        entries = [(b, m, r, folder / RUNS_DIR / r) for b, m, r in read_plan(folder / COMPARISON_FILE)]
+        entries = [e for e in entries if (e[3] / RESULT_FILE).exists()]  # unfinished: not yet
+        empty = f"no finished runs yet in {folder / RUNS_DIR}; run the comparison"
+    else:
+        dirs = ([folder] if (folder / RESULT_FILE).exists() else
+                sorted(p.parent for p in [*folder.glob(f"*/{RESULT_FILE}"),
+                                          *folder.glob(f"{RUNS_DIR}/*/{RESULT_FILE}")]))
+        entries = [(None, None, None, d) for d in dirs]
+        empty = f"no results in {folder}; give a comparison folder or run directory"
+    loaded: list[tuple[str | None, str | None, RunResult]] = []
+    damaged: list[str] = []
+    for bench, method, run_id, run_dir in entries:
         try:
-            plan = json.loads((folder / COMPARISON_FILE).read_text())
-            entries = [(e["benchmark"], e["method"], e["run_id"]) for e in plan["runs"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise LifelongError(f"{folder / COMPARISON_FILE} is malformed ({exc})") from None
-        out: Collected = {}
-        for bench, method, run_id in entries:
-            if (folder / RUNS_DIR / run_id / RESULT_FILE).exists():
-                result = load_result(folder / RUNS_DIR / run_id)
-                out.setdefault(bench, {}).setdefault(method, []).append(result)
-        if not out:
-            raise LifelongError(f"no finished runs yet in {folder / RUNS_DIR}; run the comparison")
-        return out
-    dirs = ([folder] if (folder / RESULT_FILE).exists() else
-            sorted(p.parent for p in [*folder.glob(f"*/{RESULT_FILE}"),
-                                      *folder.glob(f"{RUNS_DIR}/*/{RESULT_FILE}")]))
-    if not dirs:
-        raise LifelongError(f"no results in {folder}; give a comparison folder or run directory")
-    return _group([load_result(d) for d in dirs])
+            result = load_result(run_dir)
+            if run_id is not None and result.run_id != run_id:
+                raise LifelongError(f"{run_dir / RESULT_FILE} holds run {result.run_id!r}, not "
+                                    f"{run_id!r}; delete {run_dir} (or rerun with --force) to retrain it")
+            loaded.append((bench, method, result))
+        except LifelongError as exc:
+            damaged.append(str(exc))
+    if not loaded:
+        more = f" (and {len(damaged) - 1} more damaged runs)" if len(damaged) > 1 else ""
+        raise LifelongError(damaged[0] + more if damaged else empty)
+    for message in damaged:
+        (warn or _warn)(f"left out of the report: {message}")
+    if loaded[0][0] is None:
+        return _group([r for _, _, r in loaded])
+    out: Collected = {}
+    for bench, method, result in loaded:
+        out.setdefault(str(bench), {}).setdefault(str(method), []).append(result)
+    return out
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def read_plan(path: Path) -> list[tuple[str, str, str]]:
+    """(benchmark, method, run_id) of every run a comparison.json plans, checked."""
+    fix = "rerun `lifelong compare` to rewrite it"
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LifelongError(f"{path} cannot be read ({type(exc).__name__}: {exc}); {fix}") from None
+    runs = plan.get("runs") if isinstance(plan, dict) else None
+    if not isinstance(runs, list):
+        raise LifelongError(f"{path} is malformed ('runs' is not a list); {fix}")
+    entries = []
+    for i, e in enumerate(runs):
+        fields = [e.get(k) for k in ("benchmark", "method", "run_id")] if isinstance(e, dict) else [None]
+        if not all(isinstance(f, str) and f for f in fields) or not _SAFE_ID.fullmatch(fields[2]):
+            raise LifelongError(f"{path} is malformed (runs[{i}] needs string benchmark, method and "
+                                f"a plain run_id); {fix}")
+        entries.append(tuple(fields))
+    return entries
 
 
 def _group(results: list[RunResult]) -> Collected:
     """Ad-hoc runs: a method is a strategy with its options (labelled by a short hash where one
-    strategy appears with several option sets); seeds of the same method are pooled."""
+    strategy appears with several option sets); seeds of the same method are pooled. A benchmark
+    run with several option sets (e.g. other angles) is likewise split by a short hash."""
     def key(r: RunResult, *fields: str) -> str:
         picked = {f: r.config.get(f) for f in fields}
         return hashlib.sha1(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
-    variants: dict[str, set[str]] = {}
+    def bench(r: RunResult) -> str:
+        return str(r.config.get("benchmark", "stream"))
+
+    methods: dict[str, set[str]] = {}
+    benches: dict[str, set[str]] = {}
     for r in results:
-        variants.setdefault(str(r.config.get("strategy")), set()).add(
+        methods.setdefault(str(r.config.get("strategy")), set()).add(
             key(r, "strategy_options", "model", "model_options"))
+        benches.setdefault(bench(r), set()).add(key(r, "benchmark_options"))
     out: Collected = {}
     for r in results:
-        bench = str(r.config.get("benchmark", "stream"))
+        label = bench(r) + ("-" + key(r, "benchmark_options") if len(benches[bench(r)]) > 1 else "")
         name = str(r.config.get("strategy", "run"))
-        if len(variants[name]) > 1:
+        if len(methods[name]) > 1:
             name += "-" + key(r, "strategy_options", "model", "model_options")
-        out.setdefault(bench, {}).setdefault(name, []).append(r)
+        out.setdefault(label, {}).setdefault(name, []).append(r)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -42,11 +43,83 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
-        missing = [k for k in ("run_id", "accuracy_matrix", "initial_accuracy", "metrics") if k not in data]
-        if missing:
-            raise LifelongError(f"result is missing {missing[0]!r}; it was not written by lifelong")
+        problem = result_problem(data)
+        if problem:
+            raise LifelongError(f"result is malformed ({problem}); it was not written by lifelong")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def finite_number(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
+    """A finite JSON number (not a bool) in [low, high]."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and low <= value <= high)
+
+
+def accuracy_problem(initial: Any, matrix: Any, tasks: int, rows: int | None = None) -> str | None:
+    """Why (initial accuracies, accuracy matrix) are not the T values and rows × T matrix (rows
+    defaults to T) of accuracies in [0, 1] of a T-task stream; None when they are."""
+    rows = tasks if rows is None else rows
+    if not isinstance(initial, list) or len(initial) != tasks:
+        return f"initial_accuracy is not a list of {tasks} values"
+    if not (isinstance(matrix, list) and len(matrix) == rows
+            and all(isinstance(row, list) and len(row) == tasks for row in matrix)):
+        return f"accuracy_matrix is not {rows}×{tasks}"
+    if not all(finite_number(v, 0, 1) for v in [*initial, *(v for row in matrix for v in row)]):
+        return "an accuracy is not a number in [0, 1]"
+    return None
+
+
+def curve_problem(curve: Any, tasks: int) -> str | None:
+    """Why ``curve`` is not a list of learning-curve points of a T-task stream; None if it is."""
+    for i, p in enumerate(curve if isinstance(curve, list) else [None]):
+        if not (isinstance(p, dict) and isinstance(p.get("task"), int) and 0 <= p["task"] < tasks
+                and isinstance(p.get("epoch"), int) and p["epoch"] >= 1
+                and finite_number(p.get("seen_mean"), 0, 1)
+                and isinstance(p.get("loss", 0.0), (int, float, type(None)))):  # a diverged loss is NaN
+            return f"curve[{i}] is not a point with task, epoch and seen_mean"
+    return None
+
+
+_FIELDS = {"run_id": str, "config": dict, "task_names": list, "initial_accuracy": list,
+           "accuracy_matrix": list, "metrics": dict, "curve": list, "task_times": list,
+           "wall_time": (int, float), "memory_bytes": list, "model_sizes": list,
+           "environment": dict, "extra": dict}
+_REQUIRED = ("run_id", "config", "task_names", "initial_accuracy", "accuracy_matrix", "metrics")
+_METRICS = ("acc", "bwt", "fwt", "forgetting")
+
+
+def result_problem(data: Any) -> str | None:
+    """Why ``data`` (a parsed result.json) is not a result a report can trust; None if it is.
+
+    The one check of every result read back: required keys and types, T task names, the T
+    initial accuracies and T × T matrix in [0, 1], finite metrics, well-formed curve points."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for key, kind in _FIELDS.items():
+        if key in _REQUIRED and key not in data:
+            return f"no {key!r}"
+        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+            return f"{key!r} has the wrong type"
+    names = data["task_names"]
+    if not names or not all(isinstance(n, str) for n in names):
+        return "task_names is not a non-empty list of names"
+    problem = (accuracy_problem(data["initial_accuracy"], data["accuracy_matrix"], len(names))
+               or curve_problem(data.get("curve", []), len(names)))
+    if problem:
+        return problem
+    metrics = data["metrics"]
+    bad = [k for k in _METRICS if k not in metrics] + [k for k, v in metrics.items() if not finite_number(v)]
+    if bad:
+        return f"metrics[{bad[0]!r}] is missing or not a finite number"
+    if not all(finite_number(v, 0) for v in [*data.get("task_times", []), *data.get("memory_bytes", []),
+                                        data.get("wall_time", 0)]):
+        return "a time or memory size is not a non-negative number"
+    if not all(isinstance(s, dict) for s in data.get("model_sizes", [])):
+        return "model_sizes is not a list of objects"
+    if not isinstance(data["config"].get("train", {}), dict):
+        return "config.train is not an object"
+    return None
 
 
 def environment(device: str, seed: int) -> dict[str, Any]:
@@ -109,16 +182,20 @@ def save_result(result: RunResult, run_dir: str | Path) -> Path:
 
 
 def load_result(run_dir: str | Path) -> RunResult:
-    """Read a finished run; a missing or corrupt file is a one-line error."""
+    """Read a finished run; a missing, unreadable or malformed file is a one-line error."""
     path = Path(run_dir) / RESULT_FILE
+    fix = f"delete {run_dir} (or rerun with --force) to retrain it"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise LifelongError(f"no {RESULT_FILE} in {run_dir}; is it a finished run directory?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LifelongError(f"{path} is corrupt ({exc}); delete the run directory to retrain") from None
-    if not isinstance(data, dict):
-        raise LifelongError(f"{path} is not a lifelong result; delete it to retrain")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LifelongError(f"{path} cannot be read ({type(exc).__name__}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise LifelongError(f"{path} is corrupt ({exc}); {fix}") from None
+    problem = result_problem(data)
+    if problem:
+        raise LifelongError(f"{path} is malformed ({problem}); {fix}")
     return RunResult.from_dict(data)
 
 
@@ -127,14 +204,7 @@ def validate_result(result: RunResult, config: dict[str, Any], run_dir: str | Pa
     fix = f"delete {run_dir} (or use --force) to retrain"
     if result.config != config:
         raise LifelongError(f"{Path(run_dir) / RESULT_FILE} belongs to another configuration; {fix}")
-    T = len(result.task_names)
-    matrix = result.accuracy_matrix
-    shaped = (
-        isinstance(matrix, list) and len(matrix) == T and T > 0
-        and all(isinstance(row, list) and len(row) == T for row in matrix)
-        and isinstance(result.initial_accuracy, list) and len(result.initial_accuracy) == T
-    )
-    values = [v for row in matrix for v in row] + list(result.initial_accuracy) if shaped else []
-    if not shaped or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in values):
-        raise LifelongError(f"{Path(run_dir) / RESULT_FILE} is malformed (accuracy matrix); {fix}")
+    problem = result_problem(result.to_dict())
+    if problem:
+        raise LifelongError(f"{Path(run_dir) / RESULT_FILE} is malformed ({problem}); {fix}")
     return result
