@@ -49,17 +49,29 @@ def test_run_from_toml_with_flag_override(tmp_path, data_dir, capsys):
         (["--strategy", "ewcc"], "unknown strategy 'ewcc'; known:"),
         (["--benchmark", "cifar"], "unknown benchmark 'cifar'; known:"),
         (["--model", "resnet"], "unknown model 'resnet'; known:"),
-        (["--lr", "-1"], "lr must be a positive number"),
+        (["--lr", "-1"], "lr must be in (0, 1e+30], got -1"),
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--data", "/nonexistent/folder"], "data folder /nonexistent/folder does not exist"),
         (["--param", "lam"], "--param expects KEY=VALUE"),
         (["--param", "lam=3"], "bad hyper-parameter for strategy 'naive'"),
         (["--preset", "fast"], "unknown preset 'fast'"),
         (["--bopt", "angles=[]"], "at least one angle"),
+        (["--lr", "nan"], "lr must be in (0, 1e+30], got nan"),
+        (["--seed", "99999999999999999999999"], "seed must be an integer in [0, "),
+        (["--bopt", "seed=1.5"], "benchmark option seed must be an integer"),
+        (["--device", "cuda:7"], "device 'cuda"),
+        (["--mopt", "hidden=[-1]"], "hidden"),
+        (["--out", ""], "output folder is an empty path"),
+        (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(args, message, capsys, tmp_path):
-    assert main(["run", *args, "--out", str(tmp_path)]) == 2
+    args = args if "--out" in args else [*args, "--out", str(tmp_path)]
+    try:
+        status = main(["run", *args])
+    except SystemExit as exc:  # argparse's own usage errors
+        status = exc.code
+    assert status == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -119,3 +131,31 @@ def test_flag_preset_wins_over_the_toml_one(tmp_path):
     from lifelong.strategies import make_strategy
 
     assert make_strategy(run_config.strategy, **run_config.strategy_options).fisher == "true"
+
+
+def test_an_out_path_through_a_file_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    assert main(["run", "--out", str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "afile is a file, not a folder" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ('train = "x"', "train must be a table"),
+    ("strategy_options = [1, 2]", "strategy_options must be a table"),
+    ('strategy = ["ewc"]', "strategy must be a name"),
+])
+def test_config_sections_of_the_wrong_kind_are_one_line_errors(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text + "\n")
+    assert main(["run", str(config), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_folder_or_binary_file_as_config_is_a_one_line_error(tmp_path, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00bad")
+    assert main(["run", str(tmp_path / "bin.toml")]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err

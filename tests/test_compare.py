@@ -76,7 +76,7 @@ def test_params_override_the_hyperparameter_preset():
     ({"strategys": ["naive"]}, "unknown comparison key 'strategys'"),
     ({"seeds": []}, "seeds must be a non-empty list"),
     ({"strategies": ["naive", "naive"]}, r"label 'naive \(baseline\)' appears twice"),
-    ({"train": {"lr": -1}}, "lr must be a positive number"),
+    ({"train": {"lr": -1}}, "lr must be in \\(0, 1e\\+30\\]"),
     ({"train": {"seed": 3}}, "set seeds with"),
     ({"preset": "fast"}, "unknown preset 'fast'"),
     ({"strategies": [{"label": "x"}]}, "must be a name or a table with a `name`"),
@@ -132,8 +132,8 @@ def test_cli_compare_writes_the_report_folder_and_reuses_runs(tmp_path, data_dir
     assert main(["plot", str(out)]) == 0 and (out / "rotated-mnist-curve.svg").exists()
 
 
-class Stop(Exception):
-    pass
+class Stop(KeyboardInterrupt):
+    """Ctrl-C in the middle of a run: it stops the comparison (a run's own error does not)."""
 
 
 class StopInSecondRun(ComparisonProgress):
@@ -236,3 +236,47 @@ def test_executor_mistakes_are_one_line_errors(tmp_path, data_dir, monkeypatch, 
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     assert main([*base, "--executor", "ray"]) == 2
     assert "--executor ray needs Ray: pip install 'lifelong[ray]'" in capsys.readouterr().err
+
+
+class Boom(ComparisonProgress):
+    """A run that fails with an error that is not the library's own (e.g. torch's)."""
+
+    def event(self, key, event):
+        if event["event"] == "task_start" and event["task"] == 1 and key == self.failing:
+            raise RuntimeError("probability tensor contains either inf, nan or element < 0")
+        super().event(key, event)
+
+
+def test_a_run_failing_with_any_error_leaves_the_others_and_their_report(tmp_path, data_dir):
+    c = tiny(data_dir)
+    display = Boom(io.StringIO())
+    display.failing = c.plan()[0].config.run_id()
+    with pytest.raises(ll.LifelongError, match=r"1 of 2 runs failed \(first: .*RuntimeError: probability"):
+        compare(c, tmp_path / "c", display=display)
+    assert (tmp_path / "c" / "table.md").exists()          # the other run's report was written
+    assert (tmp_path / "c" / "runs" / c.plan()[1].config.run_id() / "result.json").exists()
+
+
+def test_a_bad_device_or_model_option_leaves_a_finished_comparison_untouched(tmp_path, data_dir):
+    import dataclasses
+
+    c = tiny(data_dir)
+    compare(c, tmp_path / "c", report=False)
+    plan = (tmp_path / "c" / "comparison.json").read_text()
+    for bad in (dataclasses.replace(c, model_options={"foo": 1}),
+                dataclasses.replace(c, train={**c.train, "device": "cuda:99"})):
+        with pytest.raises(ll.LifelongError):
+            compare(bad, tmp_path / "c", report=False)
+        assert (tmp_path / "c" / "comparison.json").read_text() == plan
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"strategies": []}, "strategies must be a non-empty list"),
+    ({"benchmark": "rotated-mnist", "benchmarks": ["split-mnist"]}, "either benchmark or benchmarks"),
+    ({"strategies": ["naive"], "params": {"ewc": {"lam": 1}}}, "params for 'ewc', which is not among"),
+    ({"train": "x"}, "train must be a table"),
+    ({"seeds": [2**70]}, "seeds must be integers in"),
+])
+def test_comparison_file_mistakes_are_one_line_errors(data, message):
+    with pytest.raises(ll.LifelongError, match=message):
+        Comparison.from_dict(data)

@@ -168,8 +168,11 @@ def test_run_id_derives_from_config():
 
 @pytest.mark.parametrize(
     "options, message",
-    [({"optimizer": "rmsprop"}, "unknown optimizer"), ({"lr": -1}, "lr must be a positive"),
-     ({"epochs": 0}, "epochs must be a positive"), ({"batch_size": 2.5}, "batch_size must be an integer"),
+    [({"optimizer": "rmsprop"}, "unknown optimizer"), ({"lr": -1}, "lr must be in \\(0, 1e\\+30\\]"),
+     ({"epochs": 0}, "epochs must be a positive"),
+     ({"batch_size": 2.5}, "batch_size must be a positive integer"),
+     ({"lr": float("inf")}, "lr must be in"), ({"weight_decay": float("nan")}, "weight_decay must be in"),
+     ({"momentum": "x"}, "momentum must be in"), ({"fresh_optimizer": "no"}, "must be true or false"),
      ({"device": "tpu"}, "unknown device"), ({"momentum": 1.5}, "momentum")],
 )
 def test_bad_train_values_are_one_line_errors(options, message):
@@ -207,3 +210,32 @@ def test_run_writes_default_hyperparameters_into_the_config(tmp_path):
     assert result.config["strategy_options"] == {}  # naive has none
     result = ll.run(tiny_run_config(tmp_path, "l2"), out=tmp_path / "runs")
     assert result.config["strategy_options"]["lam"] == ll.make_strategy("l2").lam
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d, c: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, c - 1)), "gives outputs of"),
+    (lambda d, c: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d + 1, c)), "does not take task"),
+    (lambda d, c: torch.nn.Flatten(), "no trainable parameters"),
+])
+def test_a_model_that_does_not_fit_the_stream_is_refused_before_training(tiny_domain_stream, make, message):
+    s = tiny_domain_stream
+    model = make(int(torch.tensor(s.input_shape).prod()), s.num_classes)
+    with pytest.raises(ll.LifelongError, match=message):
+        ll.fit(s, model, ll.make_strategy("naive"), FAST)
+
+
+def test_fit_takes_a_strategy_name_and_a_dict_of_train_options(tiny_domain_stream):
+    s = tiny_domain_stream
+    _, by_name = ll.fit(s, tiny_model(s), "naive", {"optimizer": "adam", "lr": 0.01, "batch_size": 16,
+                                                     "epochs": 2, "device": "cpu"})
+    _, by_object = ll.fit(s, tiny_model(s), ll.make_strategy("naive"), FAST)
+    assert by_name.accuracy_matrix == by_object.accuracy_matrix
+    with pytest.raises(ll.LifelongError, match="fit: strategy must be a Strategy, got int"):
+        ll.fit(s, tiny_model(s), 3, FAST)
+
+
+def test_run_refuses_a_stream_of_another_benchmark_than_its_config(tmp_path, tiny_domain_stream):
+    config = tiny_run_config(tmp_path, "naive")   # split-mnist
+    with pytest.raises(ll.LifelongError, match="the stream given is"):
+        ll.run(config, out=tmp_path / "runs", stream=tiny_domain_stream)
+    assert not (tmp_path / "runs").exists()

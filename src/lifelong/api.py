@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import RunConfig, TrainConfig
+from .config import RunConfig, TrainConfig, check_out_folder, make_train_config
 from .data.benchmarks import make_benchmark
 from .data.streams import Stream
+from .errors import LifelongError
 from .models import make_model
 from .results import (
     RunResult,
@@ -48,7 +49,7 @@ def fit(
     """
     from . import checkpoint as ckpt
 
-    config = config or TrainConfig()
+    stream, model, strategy, config = _checked_arguments(stream, model, strategy, config)
     run_config = run_config or {"train": RunConfig(train=config).to_dict()["train"],
                                 "strategy": strategy.name}
     started = time.perf_counter()
@@ -93,6 +94,19 @@ def fit(
     return model, result
 
 
+def _checked_arguments(stream, model, strategy, config):
+    """``fit``'s arguments, or a one-line error naming the one of the wrong kind. A strategy may be
+    given by name and a config as a dict of train options."""
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy)
+    config = make_train_config(config) if isinstance(config, dict) else config or TrainConfig()
+    for name, value, kind in (("stream", stream, Stream), ("model", model, nn.Module),
+                              ("strategy", strategy, Strategy), ("config", config, TrainConfig)):
+        if not isinstance(value, kind):
+            raise LifelongError(f"fit: {name} must be a {kind.__name__}, got {type(value).__name__}")
+    return stream, model, strategy, config
+
+
 def build(config: RunConfig, stream: Stream | None = None) -> tuple[Stream, nn.Module, Strategy]:
     """The stream, a freshly initialised model (seeded) and the strategy a config names."""
     stream = stream or make_benchmark(config.benchmark, **config.benchmark_options)
@@ -117,6 +131,15 @@ def run(
     """
     from . import checkpoint as ckpt
 
+    if isinstance(config, dict):
+        config = RunConfig.from_dict(config)
+    if not isinstance(config, RunConfig):
+        raise LifelongError(f"run: config must be a RunConfig or a dict, got {type(config).__name__}")
+    if stream is not None and stream.name != config.benchmark:
+        raise LifelongError(f"run: the stream given is {stream.name!r} but the config names "
+                            f"{config.benchmark!r}; pass that benchmark's stream (or none)")
+    if out is not None:
+        check_out_folder(out)
     config = dataclasses.replace(
         config, strategy_options=resolved_hyperparameters(config.strategy, **config.strategy_options))
     run_dir = Path(out) / config.run_id() if out is not None else None

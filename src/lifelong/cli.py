@@ -83,9 +83,11 @@ def _fmt(v: Any) -> str:
 
 
 def build_run_config(args: argparse.Namespace):
-    from .config import PRESETS, RunConfig, load_toml, make_train_config
+    from .config import PRESETS, RunConfig, check_table, load_toml, make_train_config
 
     data: dict[str, Any] = load_toml(args.config) if args.config else {}
+    for key in ("train", "benchmark_options", "strategy_options", "model_options"):
+        check_table(key, data.get(key) or {})
     preset = data.pop("preset", None)
     preset = args.preset or preset
     if preset is not None and preset not in PRESETS:
@@ -120,9 +122,13 @@ def build_run_config(args: argparse.Namespace):
 def build_comparison(args: argparse.Namespace):
     """The comparison a TOML file names, with the flags overriding it."""
     from .compare import Comparison
-    from .config import load_toml
+    from .config import check_table, load_toml
 
     data: dict[str, Any] = load_toml(args.config) if args.config else {}
+    for key in ("train", "benchmark_options", "model_options", "params"):
+        check_table(key, data.get(key) or {})
+    for name, options in (data.get("params") or {}).items():
+        check_table(f"params.{name}", options)
     if args.benchmark:
         data.pop("benchmark", None)
         data["benchmarks"] = args.benchmark
@@ -187,8 +193,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run
+    from .config import check_out_folder
 
     config = build_run_config(args)
+    check_out_folder(args.out)
     bar = ProgressBar(config.strategy, config.train.epochs)
     result = run(config, out=args.out, progress=bar, reuse=not args.force)
     row = {"strategy": config.strategy, **{k.upper(): v for k, v in result.metrics.items()},
@@ -238,8 +246,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (the usage block stays in ``--help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lifelong", description="Lifelong learning on PyTorch.")
+    parser = OneLineParser(prog="lifelong", description="Lifelong learning on PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train one strategy on one stream")
     p.add_argument("config", nargs="?",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, RunConfig, make_train_config
+from .config import PRESETS, SEED_LIMIT, RunConfig, check_out_folder, check_table, make_train_config
 from .errors import LifelongError
 from .results import RunResult, atomic_write
 
@@ -71,6 +71,16 @@ class Comparison:
         unknown = sorted(set(data) - KEYS)
         if unknown:
             raise LifelongError(f"unknown comparison key {unknown[0]!r}; known: {', '.join(sorted(KEYS))}")
+        for key in ("train", "benchmark_options", "model_options", "params"):
+            check_table(key, data.get(key) or {})
+        for key in ("strategies", "benchmarks", "seeds"):
+            if key in data and (not isinstance(data[key], list) or not data[key]):
+                raise LifelongError(f"{key} must be a non-empty list, got {data[key]!r}; leave it out "
+                                    "for the default")
+        if "benchmark" in data and "benchmarks" in data:
+            raise LifelongError("give either benchmark or benchmarks, not both")
+        if "seed" in data and "seeds" in data:
+            raise LifelongError("give either seed or seeds, not both")
         preset = data.get("preset") or "homework"
         if preset not in PRESETS:
             raise LifelongError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -79,8 +89,8 @@ class Comparison:
             raise LifelongError("set seeds with `seeds = [...]` (or --seeds), not train.seed")
         make_train_config(train)  # validate now, not hours later
         seeds = data.get("seeds", [data["seed"]] if "seed" in data else [0])
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise LifelongError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+        if not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in seeds):
+            raise LifelongError(f"seeds must be integers in [0, 2**63), got {seeds!r}")
         benchmarks = _entries(data.get("benchmarks") or [data.get("benchmark", "rotated-mnist")],
                               "benchmark", data.get("benchmark_options") or {})
         params = data.get("params") or {}
@@ -88,6 +98,10 @@ class Comparison:
             raise LifelongError("params must map a strategy name to a table of hyper-parameters")
         methods = _entries(data.get("strategies") or list(DEFAULT_STRATEGIES), "strategy", {},
                            params, data.get("hparams"))
+        stray = sorted(set(params) - {m.name for m in methods})
+        if stray:
+            raise LifelongError(f"params for {stray[0]!r}, which is not among the strategies compared "
+                                f"({', '.join(m.name for m in methods)}); add it or drop its params")
         return cls(benchmarks, methods, tuple(dict.fromkeys(seeds)), data.get("model", "mlp"),
                    dict(data.get("model_options") or {}), train)
 
@@ -111,6 +125,17 @@ class Comparison:
                         train=make_train_config({**self.train, "seed": seed}))
                     runs.append(PlannedRun(bench.label, method.label, seed, config))
         return runs
+
+    def check_runnable(self, streams: dict[str, Any], executor: str) -> None:
+        """The model fits every stream and, for local runs, the device exists: checked before
+        anything is written, so a mistyped option cannot replace a finished comparison's plan."""
+        from .models import make_model
+        from .train import resolve_device
+
+        for stream in streams.values():
+            make_model(self.model, stream.input_shape, stream.num_classes, **self.model_options)
+        if executor == "local":
+            resolve_device(self.train.get("device", "auto"))
 
     def validate(self) -> None:
         """Unknown names and bad hyper-parameters fail now, in one line, before any training."""
@@ -192,11 +217,12 @@ def compare(
     from .progress import TensorBoardLogger
     from .report import write_report
 
-    out = Path(out)
+    out = check_out_folder(out)
     check_executor(executor, jobs)
     comparison.validate()
     runs = comparison.plan()
     streams = {b.label: make_benchmark(b.name, **b.options) for b in comparison.benchmarks}
+    comparison.check_runnable(streams, executor)
     write_plan(out, runs, comparison)
     logger = TensorBoardLogger(out / "tensorboard") if tensorboard else None
     results, failures = execute(runs, out / RUNS_DIR, streams, jobs=jobs, executor=executor,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checks import check_count, check_number
 from .errors import LifelongError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -36,19 +37,22 @@ class TrainConfig:
             raise LifelongError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
+        if not isinstance(self.device, str) or (
+                self.device not in DEVICES and not self.device.startswith("cuda:")):
             raise LifelongError(f"unknown device {self.device!r}; choose auto, cpu or cuda")
-        for name in ("lr", "batch_size", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise LifelongError(f"{name} must be a positive number, got {value!r}")
-        for name in ("batch_size", "epochs", "seed"):
-            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
-                raise LifelongError(f"{name} must be an integer, got {getattr(self, name)!r}")
-        if not 0 <= self.momentum < 1:
-            raise LifelongError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise LifelongError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("batch_size", "epochs"):
+            check_count(name, getattr(self, name), prefix="train option")
+        check_count("seed", self.seed, low=0, high=SEED_LIMIT, prefix="train option")
+        check_number("lr", self.lr, inclusive=False, high=1e30, prefix="train option")
+        check_number("momentum", self.momentum, high=1, high_inclusive=False, prefix="train option")
+        check_number("weight_decay", self.weight_decay, high=1e30, prefix="train option")
+        for name in ("fresh_optimizer", "eval_every_epoch"):
+            if not isinstance(getattr(self, name), bool):
+                raise LifelongError(f"train option {name} must be true or false, got {getattr(self, name)!r}")
+
+
+SEED_LIMIT = 2**63
+"""Seeds are non-negative and below 2⁶³ (what ``torch.manual_seed`` takes)."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -68,6 +72,7 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 
 def make_train_config(options: dict[str, Any]) -> TrainConfig:
+    check_table("train", options)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -92,11 +97,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        check_table("the run config", data)
         data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise LifelongError(f"unknown config key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        for key in ("benchmark", "strategy", "model"):
+            if key in data and not isinstance(data[key], str):
+                raise LifelongError(f"{key} must be a name (text), got {data[key]!r}")
+        for key in ("benchmark_options", "strategy_options", "model_options"):
+            check_table(key, data.get(key) or {})
         train = data.pop("train", {}) or {}
         return cls(**data, train=train if isinstance(train, TrainConfig) else make_train_config(train))
 
@@ -115,6 +126,12 @@ class RunConfig:
         return f"{self.benchmark}-{self.strategy}-s{self.train.seed}-{digest}"
 
 
+def check_table(name: str, value: Any) -> None:
+    """A config section must be a table (a dict): ``[train]``, ``[strategy_options]``, …"""
+    if not isinstance(value, dict):
+        raise LifelongError(f"{name} must be a table of key = value pairs, got {value!r}")
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
@@ -122,5 +139,20 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise LifelongError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise LifelongError(f"config file {path} is a folder; name a .toml file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LifelongError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise LifelongError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def check_out_folder(out: str | Path) -> Path:
+    """The folder results go to: refused before any training when it cannot be one."""
+    if not str(out).strip():
+        raise LifelongError("the output folder is an empty path; give --out a folder name")
+    path = Path(out)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise LifelongError(f"output folder {path}: {part} is a file, not a folder; choose another --out")
+    return path

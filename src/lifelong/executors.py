@@ -93,14 +93,22 @@ def execute(
             try:
                 result = _run_one(run.config, runs_dir, reuse, streams.get(run.benchmark),
                                   lambda e, k=run_id: display.event(k, e))
-            except LifelongError as exc:
-                finished(run, None, str(exc))
+            except Exception as exc:  # one failed run must not lose the others' report
+                finished(run, None, failure_text(exc))
             else:
                 finished(run, result)
     else:
         _processes(todo, runs_dir, jobs, reuse, display, finished)
     display.close()
     return results, failures
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for a failed run: our own errors as they are, others with their type (the last
+    line of a remote traceback, as Ray wraps them)."""
+    lines = str(exc).strip().splitlines() or [""]
+    text = lines[-1] if len(lines) > 1 else lines[0]
+    return text if isinstance(exc, LifelongError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
 def _units(run, streams: dict[str, Stream]) -> int:
@@ -149,8 +157,8 @@ def _processes(todo: list, runs_dir: Path, jobs: int, reuse: bool, display, fini
                 run, handle = item
                 try:
                     result = RunResult.from_dict(handle.get())
-                except LifelongError as exc:
-                    finished(run, None, str(exc))
+                except Exception as exc:
+                    finished(run, None, failure_text(exc))
                 else:
                     finished(run, result)
         _drain(events, display)
@@ -201,8 +209,8 @@ def _ray(todo: list, runs_dir: Path, jobs: int, reuse: bool, finished) -> None:
             run = pending.pop(ref)
             try:
                 result = RunResult.from_dict(ray.get(ref))
-            except LifelongError as exc:
-                finished(run, None, str(exc).strip().splitlines()[-1])
+            except Exception as exc:
+                finished(run, None, failure_text(exc))
                 continue
             save_result(result, runs_dir / result.run_id)
             finished(run, result)

@@ -12,6 +12,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data.streams import Stream, Task
+from .errors import LifelongError
 from .evaluate import evaluate_tasks
 from .metrics import all_metrics
 from .strategies.base import Batch, Strategy
@@ -24,14 +25,18 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from .errors import LifelongError
-
         raise LifelongError("device 'cuda' asked for, but no CUDA GPU is visible; use --device cpu")
-    return torch.device(device)
+    chosen = torch.device(device)
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise LifelongError(f"device {device!r} asked for, but only {torch.cuda.device_count()} CUDA GPU(s) "
+                            "are visible; use --device cuda:0")
+    return chosen
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise LifelongError("the model has no trainable parameters (all frozen or none); nothing to train")
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)
@@ -138,6 +143,8 @@ def run_stream(
     state = resume or StreamProgress()
     if resume is None:
         strategy.setup(stream, config)
+    check_model_fits(model, strategy, tasks, stream.num_classes)
+    if resume is None:
         state.initial_accuracy = evaluate_tasks(model, strategy, tasks)
     optimizer, ids = None, []
     if resume is not None and optimizer_state is not None and not config.fresh_optimizer:
@@ -145,9 +152,7 @@ def run_stream(
         try:
             optimizer.load_state_dict(optimizer_state)
         except (ValueError, KeyError, RuntimeError) as exc:
-            from .errors import LifelongError
-
-            raise LifelongError(f"saved optimiser state does not fit the model: {exc}") from None
+                raise LifelongError(f"saved optimiser state does not fit the model: {exc}") from None
     for task in tasks[state.tasks_done :]:
         notify({"event": "task_start", "task": task.id, "name": task.name, "tasks": len(tasks)})
         start = time.perf_counter()
@@ -176,6 +181,30 @@ def run_stream(
         if on_task_end is not None:
             on_task_end(model, optimizer, state)
     return model, state
+
+
+@torch.no_grad()
+def check_model_fits(model: nn.Module, strategy: Strategy, tasks: list[Task], num_classes: int) -> None:
+    """One forward pass on two test examples of each task: a model that does not take the
+    stream's inputs, or gives fewer outputs than the stream has classes, is refused in one line
+    before any training (not as a shape error deep in torch)."""
+    was_training = model.training
+    model.eval()
+    try:
+        for task in tasks:
+            x = task.x_test[:2]
+            try:
+                out = strategy.logits(model, x, task.test_ids()[:2].to(x.device))
+            except (RuntimeError, IndexError, ValueError) as exc:
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise LifelongError(f"the model does not take task {task.name!r}'s inputs of shape "
+                                    f"{tuple(x.shape[1:])}: {first}") from None
+            if out.dim() != 2 or out.shape[1] < num_classes:
+                raise LifelongError(f"the model gives outputs of shape {tuple(out.shape[1:])} per example, "
+                                    f"but the stream has {num_classes} classes: give it "
+                                    f"{num_classes} outputs")
+    finally:
+        model.train(was_training)
 
 
 def summarize(state: StreamProgress) -> dict[str, float]:
