@@ -63,6 +63,7 @@ def test_run_from_toml_with_flag_override(tmp_path, data_dir, capsys):
         (["--mopt", "hidden=[-1]"], "hidden"),
         (["--out", ""], "output folder is an empty path"),
         (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+        (["--bopt", "angles=[0, NaN]"], "angles must be numbers of degrees"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(args, message, capsys, tmp_path):

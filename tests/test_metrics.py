@@ -55,3 +55,5 @@ def test_bad_shapes_are_rejected():
         metrics.average_accuracy([[0.1, 0.2]])
     with pytest.raises(ValueError, match="3 entries"):
         metrics.forward_transfer(R, [0.1, 0.2])
+    with pytest.raises(ValueError, match="rows differ in length"):
+        metrics.average_accuracy([[0.1, 0.2], [0.3]])

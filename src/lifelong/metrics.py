@@ -15,7 +15,11 @@ Matrix = Sequence[Sequence[float]]
 
 
 def _square(R: Matrix) -> np.ndarray:
-    A = np.asarray(R, dtype=float)
+    try:
+        A = np.asarray(R, dtype=float)
+    except (ValueError, TypeError):
+        raise ValueError("accuracy matrix must be T×T numbers; its rows differ in length or hold "
+                         "other things") from None
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
         raise ValueError(f"accuracy matrix must be T×T with T ≥ 1, got shape {A.shape}")
     return A

@@ -6,6 +6,7 @@ files such as full MNIST or /usr/share/datasets/fashion-mnist) or ready ``arrays
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -67,7 +68,7 @@ def rotated(
     _check_scenario(scenario, ("domain", "task"), "rotated-mnist")
     if len(angles) == 0:
         raise LifelongError("rotated-mnist needs at least one angle")
-    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in angles):
+    if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in angles):
         raise LifelongError(f"angles must be numbers of degrees, got {list(angles)!r}")
     _check_count("train_per_task", train_per_task, allow_none=True)
     xtr, ytr, xte, yte = _data(source, arrays)
