@@ -204,3 +204,24 @@ def test_homework_methods_resume_to_identical_numbers(tmp_path, data_dir, strate
     cfg = config(data_dir, strategy, epochs=1)
     whole, resumed = whole_and_resumed(cfg, tmp_path)
     same_numbers(whole, resumed)
+
+
+def test_fit_without_a_run_config_resumes_only_the_same_data_model_and_hyperparameters(tmp_path, data_dir):
+    cfg = config(data_dir)
+    stream = ll.make_benchmark(cfg.benchmark, **cfg.benchmark_options)
+
+    def model():
+        torch.manual_seed(0)
+        return ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=[16])
+
+    with pytest.raises(Interrupt):
+        ll.fit(stream, model(), ll.make_strategy("ewc", lam=10.0), cfg.train, stop_at(1),
+               run_dir=tmp_path, checkpoint=True)
+    other_data = ll.make_benchmark(cfg.benchmark, **{**cfg.benchmark_options, "angles": [0, 45, 100]})
+    for args in ((other_data, model(), ll.make_strategy("ewc", lam=10.0)),
+                 (stream, model(), ll.make_strategy("ewc", lam=0.0))):
+        with pytest.raises(ll.LifelongError, match="another configuration"):
+            ll.fit(*args, cfg.train, run_dir=tmp_path, checkpoint=True)
+    _, result = ll.fit(stream, model(), ll.make_strategy("ewc", lam=10.0), cfg.train,
+                       run_dir=tmp_path, checkpoint=True)
+    assert result.extra == {"resumed_after_task": 1}

@@ -9,6 +9,8 @@ import torch
 from conftest import idx_folder, tiny_arrays, write_idx
 
 from lifelong.data import from_arrays, load_idx_folder, load_mnist5k, make_benchmark, read_idx
+from lifelong.data.benchmarks import split
+from lifelong.data.streams import Stream, Task
 from lifelong.data.transforms import permute, pixel_permutation, rotate
 from lifelong.errors import LifelongError
 
@@ -99,12 +101,21 @@ def test_bad_benchmark_options_are_one_line_errors(name, options, message):
     assert "\n" not in str(err.value)
 
 
-def test_from_arrays_scales_and_reshapes():
-    x = np.full((4, 784), 255.0)
-    xtr, ytr, _, _ = from_arrays(x, [0, 1, 2, 3], x, [0, 1, 2, 3])
+def test_from_arrays_scales_8_bit_images_and_keeps_features_as_given():
+    pixels = np.full((4, 28, 28), 255, dtype=np.uint8)
+    xtr, ytr, _, _ = from_arrays(pixels, [0, 1, 2, 3], pixels, [0, 1, 2, 3])
     assert xtr.shape == (4, 1, 28, 28) and xtr.max() == 1.0 and ytr.dtype == torch.long
+    features = np.linspace(-9.5, 7.5, 4 * 64, dtype=np.float32).reshape(4, 64)  # standardised
+    xtr, _, xte, _ = from_arrays(features, [0, 1, 2, 3], features[:2] / 10, [0, 1])
+    assert xtr.shape == (4, 64) and torch.equal(xtr, torch.from_numpy(features))  # flat, unscaled
+    assert torch.allclose(xte, torch.from_numpy(features[:2] / 10))
+    labels = [0, 1, 2, 3]
+    rows = make_benchmark("rotated-mnist", angles=[0], arrays=(features, labels, features, labels))
+    assert rows.input_shape == (1, 8, 8)   # square rows are read as images for rotation
+    with pytest.raises(LifelongError, match="rotated-mnist rotates images"):
+        make_benchmark("rotated-mnist", arrays=(features[:, :10], labels, features[:, :10], labels))
     with pytest.raises(LifelongError, match="3 labels"):
-        from_arrays(x, [0, 1, 2], x, [0, 1, 2, 3])
+        from_arrays(pixels, [0, 1, 2], pixels, [0, 1, 2, 3])
 
 
 def _idx_folder(tmp_path: Path, gz: bool) -> Path:
@@ -267,3 +278,40 @@ def test_benchmark_arrays_must_be_four():
 def test_from_arrays_accepts_big_endian_and_whole_float_labels():
     xtr, ytr, _, _ = from_arrays(X.astype(">f8"), Y.astype(">f4"), X, Y.astype(np.int8))
     assert ytr.dtype == torch.long and ytr.tolist() == Y.tolist() and xtr.dtype == torch.float32
+
+
+def test_split_groups_the_labels_present_not_range_of_the_largest():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 4, 4, generator=g)
+    y = torch.tensor([3, 7, 8, 9] * 10)
+    stream = split(classes_per_task=2, arrays=(x, y, x, y))
+    assert [t.name for t in stream] == ["digits37", "digits89"]
+    assert [t.classes for t in stream] == [(3, 7), (8, 9)] and stream.num_classes == 10
+    assert all(len(t.y_train) == 20 for t in stream)
+    with pytest.raises(LifelongError, match=r"must divide the 4 classes \[3, 7, 8, 9\]"):
+        split(classes_per_task=3, arrays=(x, y, x, y))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (x.numpy(), y), "must be torch tensors"),
+    (lambda x, y: ((x * 255).to(torch.uint8), y), "give floats"),
+    (lambda x, y: (x, y.int()), "1-D int64"),
+    (lambda x, y: (x, y + 5), "not among the task's classes"),
+])
+def test_a_hand_built_task_is_checked(change, message):
+    x, y = torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 0, 1, 0, 1])
+    a, b = change(x, y)
+    with pytest.raises(LifelongError, match=message):
+        Task(0, "t", a, b, x, y, (0, 1))
+
+
+def test_a_hand_built_stream_is_checked():
+    x, y = torch.rand(6, 1, 2, 2), torch.tensor([0, 1, 0, 1, 0, 1])
+    t0, t1 = Task(0, "a", x, y, x, y, (0, 1)), Task(1, "b", x, y, x, y, (0, 1))
+    with pytest.raises(LifelongError, match="number the tasks 0, 1, 2"):
+        Stream("s", [t1, t0], "domain", (1, 2, 2), 2)
+    with pytest.raises(LifelongError, match="not the stream's input_shape"):
+        Stream("s", [t0, t1], "domain", (4,), 2)
+    with pytest.raises(LifelongError, match="outside 0..0"):
+        Stream("s", [t0, t1], "domain", (1, 2, 2), 1)
+    assert len(Stream("s", [t0, t1], "domain", (1, 2, 2), 2)) == 2

@@ -169,7 +169,8 @@ def test_fisher_uses_task_masked_logits():
     with torch.no_grad():
         model[1].weight.copy_(torch.tensor([[math.log(3)], [0.0], [5.0]]))
     task = Task(0, "t0", X.reshape(-1, 1, 1, 1), Y, X.reshape(-1, 1, 1, 1), Y, (0, 1))
-    other = Task(1, "t1", X.reshape(-1, 1, 1, 1), Y + 2, X.reshape(-1, 1, 1, 1), Y + 2, (2,))
+    two = torch.full_like(Y, 2)
+    other = Task(1, "t1", X.reshape(-1, 1, 1, 1), two, X.reshape(-1, 1, 1, 1), two, (2,))
     stream = Stream("toy", [task, other], "task", (1, 1, 1), 3)
     strategy = make_strategy("ewc", fisher="empirical")
     strategy.setup(stream, None)

@@ -212,10 +212,21 @@ def test_run_writes_default_hyperparameters_into_the_config(tmp_path):
     assert result.config["strategy_options"]["lam"] == ll.make_strategy("l2").lam
 
 
+class TupleOut(torch.nn.Module):
+    def __init__(self, d, c):
+        super().__init__()
+        self.linear = torch.nn.Linear(d, c)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)), x
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d, c: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, c - 1)), "gives outputs of"),
     (lambda d, c: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d + 1, c)), "does not take task"),
-    (lambda d, c: torch.nn.Flatten(), "no trainable parameters"),
+    (lambda d, c: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, c)).requires_grad_(False),
+     "no trainable parameters"),
+    (lambda d, c: TupleOut(d, c), "returns a tuple"),
 ])
 def test_a_model_that_does_not_fit_the_stream_is_refused_before_training(tiny_domain_stream, make, message):
     s = tiny_domain_stream

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -38,9 +40,14 @@ def fit(
 ) -> tuple[nn.Module, RunResult]:
     """Train ``model`` on ``stream`` under ``strategy``; returns the model and its result.
 
+    ``strategy`` may be a name and ``config`` a dict of train options. ``config.seed`` seeds the
+    batch order; the model's initial weights, dropout and any sampling use torch's global RNG,
+    which is the caller's: call ``torch.manual_seed`` first for identical numbers (``run`` does).
+
     With ``run_dir`` and ``checkpoint=True`` a checkpoint is written after every task and a
-    checkpoint already there (for the same ``run_config``) is resumed from its last task; the
-    final numbers equal those of an uninterrupted run.
+    checkpoint already there (for the same ``run_config``; without one, for the same train
+    options, strategy, hyper-parameters, data and initial model) is resumed from its last task;
+    the final numbers equal those of an uninterrupted run.
 
     >>> stream = make_benchmark("rotated-mnist")
     >>> model = make_model("mlp", stream.input_shape, stream.num_classes)
@@ -50,6 +57,8 @@ def fit(
     from . import checkpoint as ckpt
 
     stream, model, strategy, config = _checked_arguments(stream, model, strategy, config)
+    if run_config is None and checkpoint and run_dir is not None:
+        run_config = _fingerprint(stream, model, strategy, config)
     run_config = run_config or {"train": RunConfig(train=config).to_dict()["train"],
                                 "strategy": strategy.name}
     started = time.perf_counter()
@@ -92,6 +101,25 @@ def fit(
         extra=extra,
     )
     return model, result
+
+
+def _fingerprint(stream: Stream, model: nn.Module, strategy: Strategy, config: TrainConfig) -> dict:
+    """What a checkpoint of objects (not a config of names) must match to be resumed: the train
+    options, the strategy and its hyper-parameters, and digests of the stream's tensors and of the
+    model's names, shapes and initial values — so another data set, model or λ never resumes it."""
+    data, weights = hashlib.sha256(), hashlib.sha256()
+    for task in stream.tasks:
+        data.update(f"{task.id}:{task.name}:{task.classes}".encode())
+        for x in (task.x_train, task.y_train, task.x_test, task.y_test):
+            data.update(f"{x.dtype}{tuple(x.shape)}".encode())
+            data.update(x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    for name, value in model.state_dict().items():
+        weights.update(f"{name}{value.dtype}{tuple(value.shape)}".encode())
+        weights.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    options = json.loads(json.dumps(strategy.hyperparameters(), default=str))
+    return {"train": RunConfig(train=config).to_dict()["train"], "strategy": strategy.name,
+            "strategy_options": options, "model": type(model).__name__,
+            "stream_sha256": data.hexdigest(), "model_sha256": weights.hexdigest()}
 
 
 def _checked_arguments(stream, model, strategy, config):

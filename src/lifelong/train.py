@@ -194,14 +194,19 @@ def check_model_fits(model: nn.Module, strategy: Strategy, tasks: list[Task], nu
         for task in tasks:
             x = task.x_test[:2]
             try:
-                out = strategy.logits(model, x, task.test_ids()[:2].to(x.device))
-            except (RuntimeError, IndexError, ValueError) as exc:
+                out = model(x)
+                if torch.is_tensor(out):
+                    out = strategy.logits(model, x, task.test_ids()[:2].to(x.device))
+            except (RuntimeError, IndexError, ValueError, TypeError, AttributeError) as exc:
                 first = (str(exc).strip().splitlines() or [""])[0]
                 raise LifelongError(f"the model does not take task {task.name!r}'s inputs of shape "
                                     f"{tuple(x.shape[1:])}: {first}") from None
-            if out.dim() != 2 or out.shape[1] < num_classes:
+            if not torch.is_tensor(out):
+                raise LifelongError(f"the model returns a {type(out).__name__}; lifelong needs one tensor "
+                                    "of logits (wrap the model so forward returns only the logits)")
+            if out.dim() != 2 or out.shape[1] != num_classes:
                 raise LifelongError(f"the model gives outputs of shape {tuple(out.shape[1:])} per example, "
-                                    f"but the stream has {num_classes} classes: give it "
+                                    f"but the stream has {num_classes} classes: give it exactly "
                                     f"{num_classes} outputs")
     finally:
         model.train(was_training)

@@ -44,6 +44,17 @@ def _check_seed(seed) -> None:
     check_count("seed", seed, low=0, high=2**32, prefix="benchmark option")
 
 
+def _as_images(x: torch.Tensor) -> torch.Tensor:
+    """``(n, c, h, w)`` images for rotation: square flat rows are read as one-channel images."""
+    side = math.isqrt(x.shape[1]) if x.dim() == 2 else 0
+    if x.dim() == 2 and side * side == x.shape[1]:
+        return x.reshape(-1, 1, side, side)
+    if x.dim() != 4:
+        raise LifelongError(f"rotated-mnist rotates images (n, h, w) or (n, c, h, w), or square rows "
+                            f"(n, h*w); got inputs of shape {tuple(x.shape)}")
+    return x
+
+
 def _num_classes(y: torch.Tensor) -> int:
     if y.numel() == 0:  # from_arrays refuses empty sets; this guards streams built otherwise
         raise LifelongError("the training set is empty; give at least one labelled example")
@@ -71,7 +82,7 @@ def rotated(
     if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in angles):
         raise LifelongError(f"angles must be numbers of degrees, got {list(angles)!r}")
     _check_count("train_per_task", train_per_task, allow_none=True)
-    xtr, ytr, xte, yte = _data(source, arrays)
+    xtr, ytr, xte, yte = (_as_images(a) if i % 2 == 0 else a for i, a in enumerate(_data(source, arrays)))
     _check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
@@ -98,7 +109,7 @@ def permuted(
     _check_scenario(scenario, ("domain", "task"), "permuted-mnist")
     _check_count("n_tasks", n_tasks)
     _check_count("train_per_task", train_per_task, allow_none=True)
-    xtr, ytr, xte, yte = _data(source, arrays)
+    xtr, ytr, xte, yte = (_as_images(a) if i % 2 == 0 else a for i, a in enumerate(_data(source, arrays)))
     _check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
@@ -119,7 +130,8 @@ def split(
     scenario: str = "task",
     seed: int = 0,
 ) -> Stream:
-    """Task t holds digits ``[t*k, (t+1)*k)``: 5 tasks of 2 digits by default.
+    """Task t holds the classes ``[t*k, (t+1)*k)`` of the sorted labels present: 5 tasks of 2
+    digits by default (labels such as {3, 7, 8, 9} give tasks 37 and 89).
 
     ``scenario="task"`` masks the logits to the task's digits (multi-head); ``"class"`` uses one
     head over every digit with no task identity (class-incremental).
@@ -128,14 +140,16 @@ def split(
     _check_seed(seed)
     xtr, ytr, xte, yte = _data(source, arrays)
     n = _num_classes(ytr)
+    present = [int(c) for c in torch.unique(ytr)]  # labels need not start at 0 nor be contiguous
     _check_count("classes_per_task", classes_per_task)
-    if n % classes_per_task:
+    if len(present) % classes_per_task:
         raise LifelongError(
-            f"classes_per_task={classes_per_task} must divide the {n} classes evenly"
+            f"classes_per_task={classes_per_task} must divide the {len(present)} classes "
+            f"{present} evenly"
         )
     tasks = []
-    for t in range(n // classes_per_task):
-        cls = tuple(range(t * classes_per_task, (t + 1) * classes_per_task))
+    for t in range(len(present) // classes_per_task):
+        cls = tuple(present[t * classes_per_task:(t + 1) * classes_per_task])
         a, b = class_subset(xtr, ytr, cls)
         c, d = class_subset(xte, yte, cls)
         tasks.append(Task(t, "digits" + "".join(map(str, cls)), a, b, c, d, cls))

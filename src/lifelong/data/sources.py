@@ -133,8 +133,15 @@ def _numeric(a, what: str, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32 if dtype == torch.float32 else np.float64))
 
 
+def _is_integer(a) -> bool:
+    if torch.is_tensor(a):
+        return not a.is_floating_point()
+    return isinstance(a, np.ndarray) and a.dtype.kind in "biu"
+
+
 def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split's images and labels, checked, scaled to [0, 1] and reshaped."""
+    """One split's inputs and labels, checked; 8-bit integer images scaled to [0, 1]."""
+    eight_bit = _is_integer(x)
     x = _numeric(x, f"{split} images", torch.float32)
     y = _numeric(y, f"{split} labels", torch.float64).reshape(-1)
     if x.dim() < 2:
@@ -155,21 +162,20 @@ def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise LifelongError(f"the {split} labels must be whole class numbers 0, 1, 2, ...; found {bad[0]}")
     if y.min() < 0:
         raise LifelongError(f"the {split} labels must be class numbers 0, 1, 2, ...; found {int(y.min())}")
-    if x.max() > 1.0:
+    if eight_bit and x.min() >= 0 and x.max() <= 255:
         x = x / 255.0
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    elif x.dim() == 2:
-        side = int(round(x.shape[1] ** 0.5))
-        if side * side == x.shape[1]:
-            x = x.reshape(-1, 1, side, side)
     return x.contiguous(), y.long()
 
 
 def from_arrays(x_train, y_train, x_test, y_test) -> Split:
-    """User arrays (numpy or torch). Images with a max above 1 are scaled by 1/255.
+    """User arrays (numpy or torch). Integer arrays with values in 0..255 (8-bit images) are
+    scaled by 1/255; float arrays are kept as given (scale them yourself), the same rule for the
+    train and the test set.
 
-    2-D ``(n, 784)`` or 3-D ``(n, 28, 28)`` image arrays become ``(n, 1, 28, 28)`` when square.
+    3-D ``(n, h, w)`` images become ``(n, 1, h, w)``; 2-D ``(n, d)`` feature rows stay flat
+    (``rotated-mnist`` reads square rows as images).
     Bad input (empty sets, NaN, negative or fractional labels, mismatched shapes) is a
     one-line ``LifelongError``.
     """

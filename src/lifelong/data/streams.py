@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import LifelongError
+
 SCENARIOS = ("task", "domain", "class")
 """task-incremental (task id known at test time), domain-incremental (same classes, new
 input distribution), class-incremental (new classes, one head, no task id)."""
@@ -30,13 +32,23 @@ class Task:
     def __post_init__(self) -> None:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            where = f"task {self.name!r}: {split}"
+            if not torch.is_tensor(x) or not torch.is_tensor(y):
+                raise LifelongError(f"{where} data must be torch tensors, got {type(x).__name__} and "
+                                    f"{type(y).__name__}; convert with torch.as_tensor")
+            if not x.is_floating_point():
+                raise LifelongError(f"{where} inputs are {x.dtype}; give floats (x.float(), images "
+                                    "scaled to [0, 1])")
+            if y.dtype != torch.long or y.dim() != 1:
+                raise LifelongError(f"{where} labels must be a 1-D int64 tensor, got {y.dtype} of shape "
+                                    f"{tuple(y.shape)}; use y.long()")
             if x.shape[0] != y.shape[0]:
-                from ..errors import LifelongError
-
-                raise LifelongError(
-                    f"task {self.name!r}: {x.shape[0]} {split} inputs but {y.shape[0]} labels; "
-                    "give one label per example"
-                )
+                raise LifelongError(f"{where}: {x.shape[0]} inputs but {y.shape[0]} labels; "
+                                    "give one label per example")
+            stray = sorted(set(torch.unique(y).tolist()) - set(self.classes))
+            if stray:
+                raise LifelongError(f"{where} label {stray[0]} is not among the task's classes "
+                                    f"{tuple(self.classes)}; list every label of the task in classes")
 
     def train_ids(self) -> torch.Tensor:
         """The task id of every training example (a constant tensor)."""
@@ -58,14 +70,25 @@ class Stream:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from ..errors import LifelongError
-
         if self.scenario not in SCENARIOS:
             raise LifelongError(
                 f"unknown scenario {self.scenario!r}; choose one of {', '.join(SCENARIOS)}"
             )
         if not self.tasks:
             raise LifelongError(f"stream {self.name!r} has no tasks")
+        for t, task in enumerate(self.tasks):
+            if task.id != t:
+                raise LifelongError(f"stream {self.name!r}: task {task.name!r} at position {t} has "
+                                    f"id {task.id}; number the tasks 0, 1, 2, … in order")
+            if tuple(task.x_train.shape[1:]) != tuple(self.input_shape) or \
+                    tuple(task.x_test.shape[1:]) != tuple(self.input_shape):
+                raise LifelongError(f"stream {self.name!r}: task {task.name!r} has inputs of shape "
+                                    f"{tuple(task.x_train.shape[1:])}, not the stream's input_shape "
+                                    f"{tuple(self.input_shape)}")
+            if task.classes and max(task.classes) >= self.num_classes or min(task.classes, default=0) < 0:
+                raise LifelongError(f"stream {self.name!r}: task {task.name!r} has classes "
+                                    f"{tuple(task.classes)} outside 0..{self.num_classes - 1}; "
+                                    "raise num_classes or relabel")
 
     def __len__(self) -> int:
         return len(self.tasks)

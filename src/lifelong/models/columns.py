@@ -89,9 +89,26 @@ def check_chain(model: nn.Module, chain: Chain, x: torch.Tensor, method: str) ->
     model.train(was_training)
     if not same:
         raise LifelongError(
-            f"{method} needs a feed-forward model whose layers run in the order they are "
-            f"defined; {type(model).__name__}.forward differs from that order (use an "
-            "nn.Sequential, the mlp or the cnn model)"
+            f"{method} needs a feed-forward model whose layers run in the order they are defined, "
+            f"as modules, and {type(model).__name__}.forward computes something else: activations "
+            "called as functions in forward (torch.relu, F.relu, x.flatten), skip connections or "
+            "reordered layers cannot be parsed; write the chain as layers in running order "
+            "(nn.Linear/nn.Conv2d, nn.ReLU, nn.Flatten modules: an nn.Sequential, the mlp or the cnn model)"
+        )
+
+
+def refuse_frozen(model: nn.Module, method: str) -> None:
+    """Refuse a model with frozen parameters: resource-allocation methods decide themselves which
+    weights train (they would train, prune or redraw a weight the user froze)."""
+    frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
+    if frozen:
+        shown = ", ".join(repr(n) for n in frozen[:3])
+        if len(frozen) > 3:
+            shown += f" and {len(frozen) - 3} more"
+        raise LifelongError(
+            f"{method} decides itself which weights train and cannot keep frozen parameters fixed; "
+            f"{shown} {'has' if len(frozen) == 1 else 'have'} requires_grad=False: unfreeze them "
+            "(model.requires_grad_(True)) or use another strategy"
         )
 
 
@@ -158,7 +175,7 @@ class ProgressiveNet(nn.Module):
                     _reinitialise(module, generator)
                 adapters.append(adapter)
         column = Column(layers, adapters)
-        column.requires_grad_(True)  # copies of frozen base layers would inherit the freeze
+        column.requires_grad_(True)  # copies of column 0 (frozen by now) would inherit the freeze
         self.columns.append(column)
         return column
 

@@ -31,6 +31,8 @@ the first task only; new units' biases are zero. Released weights are zeroed, an
 the default initialisation when the next task starts (as in ``packnet``). The pick mask is
 fixed (binarised) during compacting, and — a simplification of the paper — the network grows
 by a fraction of every hidden layer's width rather than by a searched number of filters.
+A model with frozen parameters (``requires_grad=False``) is refused: CPG decides which weights
+train, and would redraw, prune and grow a frozen layer.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from torch.func import functional_call
 
 from ..checks import check_count, check_number
 from ..data.streams import Task
-from ..models.columns import check_chain, hidden_widths, parse_chain, widen
+from ..models.columns import check_chain, hidden_widths, parse_chain, refuse_frozen, widen
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
 from .masks import (
@@ -114,6 +116,7 @@ class CPG(Strategy):
 
     # ------------------------------------------------------------- picking
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
+        refuse_frozen(model, "cpg")  # it would redraw, prune and grow a frozen layer's weights
         if not self.owner_:
             check_chain(model, parse_chain(model, "cpg"), task.x_train[:2], "cpg")
             weights, _, _ = layer_roles(model, "cpg")

@@ -32,8 +32,11 @@ memory losses use the masked (multi-head) logits of each memory's own task.
 
 Speed: the past tasks' gradients are computed together in one batched pass
 (``torch.func.vmap`` of ``grad`` over the T per-task losses); ``memory_grads="per_task"`` runs
-the original one-backward-per-task loop instead (benchmarks/gem_protocol.py compares them);
-use it too for models whose forward pass cannot be vmapped (e.g. BatchNorm in training mode).
+the original one-backward-per-task loop instead (benchmarks/gem_protocol.py compares them).
+A model with BatchNorm is refused in batched mode before training, with a one-line error that
+asks for ``memory_grads="per_task"``: batch statistics would mix the tasks' padding rows into
+the memory losses, and the running statistics cannot be updated inside ``vmap``. Dropout works
+in both modes: the batched pass draws a different mask for every task, as the loop does.
 ``memory_bytes`` counts the stored examples and the (T × parameters) gradient matrix GEM
 needs at every step (the authors' code keeps it allocated as ``self.grads``).
 """
@@ -46,6 +49,7 @@ from torch import nn
 
 from ..checks import check_choice, check_count, check_number
 from ..data.streams import Task
+from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .base import Strategy
 from .memory import SeededRandom, append_task_memory, tensor_bytes
@@ -68,6 +72,14 @@ class _Logits(nn.Module):
 
 def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def batch_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` normalises with statistics of the batch or keeps running ones (BatchNorm;
+    InstanceNorm with ``track_running_stats``): its training-mode forward cannot be vmapped."""
+    norm = nn.modules.batchnorm
+    return isinstance(module, norm._BatchNorm) or (
+        isinstance(module, norm._NormBase) and bool(module.track_running_stats))
 
 
 def flat_grad(params: list[torch.Tensor]) -> torch.Tensor:
@@ -107,6 +119,18 @@ class GEM(SeededRandom, Strategy):
         super().setup(stream, config)
         self.seed_rng(self.seed_ + 4001)
 
+    def before_task(self, model: nn.Module, task: Task) -> nn.Module:
+        if self.memory_grads == "batched":
+            norms = [name for name, module in model.named_modules() if batch_statistics(module)]
+            if norms:
+                raise LifelongError(
+                    f"gem's batched memory gradients (memory_grads='batched', the default) cannot run "
+                    f"the {type(model.get_submodule(norms[0])).__name__} layer {norms[0]!r}: it "
+                    "normalises with batch or running statistics shared across the memories; "
+                    "pass memory_grads='per_task'"
+                )
+        return super().before_task(model, task)
+
     def after_task(self, model: nn.Module, task: Task) -> None:
         data = self.train_data(task)
         self.memory_ = append_task_memory(self.memory_, data, self.memory_per_task, self.rng())
@@ -130,7 +154,8 @@ class GEM(SeededRandom, Strategy):
             return (losses * valid).sum() / valid.sum()
 
         m = self.memory_
-        grads = torch.func.vmap(torch.func.grad(task_loss), in_dims=(None, 0, 0, 0, 0))(
+        grads = torch.func.vmap(torch.func.grad(task_loss), in_dims=(None, 0, 0, 0, 0),
+                                randomness="different")(  # dropout: a mask per task, as per_task
             params, m["x"], m["y"], m["t"], m["valid"].to(m["x"].dtype))
         return torch.cat([grads[f"model.{n}"].reshape(m["y"].shape[0], -1) for n, _ in named], 1)
 

@@ -40,7 +40,11 @@ gives each its task id, which task-incremental streams need for their heads; ``"
 et al.'s unconditional generator. ``"auto"`` picks ``task`` for task-incremental streams and
 ``class`` otherwise (on rotated digits, class beat task as the condition: 0.874 vs 0.862 ACC).
 The generator trains in ``after_task`` (after the solver, on the same task data) with its own
-Adam optimiser, for ``generator_epochs`` (default: the solver's epochs).
+Adam optimiser, for ``generator_epochs`` (default: the solver's epochs). Its sigmoid outputs and
+Bernoulli loss model inputs in [0, 1]: a stream with training inputs outside [0, 1] is refused
+before training. The previous learner labels replayed inputs in eval mode, as at test time (its
+BatchNorm running statistics used and left unchanged, Dropout off); the learner's mode is
+restored afterwards.
 """
 
 from __future__ import annotations
@@ -119,6 +123,14 @@ class GenerativeReplay(Strategy):
                 "task-incremental streams need a task id for replayed inputs; use "
                 "condition='task' (or 'class' when tasks hold disjoint classes)"
             )
+        for task in stream:  # the VAE's sigmoid outputs and Bernoulli loss model [0, 1] only
+            lo, hi = float(task.x_train.min()), float(task.x_train.max())
+            if lo < 0 or hi > 1:
+                raise LifelongError(
+                    f"generative-replay's VAE models inputs scaled to [0, 1], but task {task.name!r} "
+                    f"has training inputs in [{lo:.3g}, {hi:.3g}]: min-max scale every task's inputs, "
+                    "x' = (x - min) / (max - min) with the training data's min and max"
+                )
         mask = stream.class_mask()
         if mask is not None and kind == "class" and bool((mask.sum(0) > 1).any()):
             raise LifelongError(
@@ -175,8 +187,14 @@ class GenerativeReplay(Strategy):
             t = self.class_task_.to(x.device)[cond]
         else:
             t = torch.full((n,), self.tasks_seen_ - 1, dtype=torch.long, device=x.device)
+        was_training = model.training
+        model.eval()  # the previous learner answers as at test time (BatchNorm, Dropout), as in lwf
+        try:
+            with torch.no_grad():
+                old = functional_call(model, self.previous_, (x,))
+        finally:
+            model.train(was_training)
         with torch.no_grad():
-            old = functional_call(model, self.previous_, (x,))
             old = mask_logits(old, t, self.class_mask_)
             old = old.masked_fill(~self.seen_classes_.to(old.device), torch.finfo(old.dtype).min / 2)
         if self.targets == "hard":

@@ -24,6 +24,8 @@ The network's size never changes; the masks (2 bytes per weight) and heads count
 Biases are not pruned: trained with the first task, then fixed (as in the paper). With
 ``prune`` = p, task t keeps the fraction 1 − p of the free weights it trained ((1 − p) pᵗ of each
 layer when every weight trains); when a layer has no free weight left a clear error says so.
+A model with frozen parameters (``requires_grad=False``) is refused: PackNet decides which
+weights train, and would prune (zero) the weights of a frozen layer, which never get a gradient.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch.func import functional_call
 from ..checks import check_count, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
-from ..models.columns import check_chain, parse_chain
+from ..models.columns import check_chain, parse_chain, refuse_frozen
 from ..registry import STRATEGIES
 from .base import Strategy
 from .masks import FREE, Freeze, keep_largest, layer_roles, owned, redraw_free, retrain, route_by_task
@@ -66,6 +68,7 @@ class PackNet(Strategy):
 
     # --------------------------------------------------------------- step 1: train
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
+        refuse_frozen(model, "packnet")  # it would prune (zero) and redraw a frozen layer's weights
         weights, heads, biases = layer_roles(model, "packnet")
         if not self.owner_:
             check_chain(model, parse_chain(model, "packnet"), task.x_train[:2], "packnet")

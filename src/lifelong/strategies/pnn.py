@@ -8,7 +8,8 @@ column and its adapters are frozen (``requires_grad=False``; the loop rebuilds i
 because the trainable parameters changed), so the outputs of earlier tasks cannot change:
 forgetting is zero by construction. Task t is answered by column t, whose output layer is its
 own classifier; the model grows by one column (and its adapters) per task, which the result's
-``model_sizes`` shows.
+``model_sizes`` shows. A model with frozen parameters is refused: column 0 is the model itself and
+trains for task 0, so PNN cannot keep a frozen layer fixed.
 
 Differences from the paper: the paper's experiments are reinforcement learning; here each
 column is trained with the loop's supervised loss. The first column *is* the model given to the
@@ -23,7 +24,7 @@ from torch import nn
 
 from ..checks import check_number
 from ..data.streams import Task
-from ..models.columns import ProgressiveNet, check_chain, parse_chain
+from ..models.columns import ProgressiveNet, check_chain, parse_chain, refuse_frozen
 from ..registry import STRATEGIES
 from .base import Strategy
 from .masks import route_by_task
@@ -47,6 +48,7 @@ class PNN(Strategy):
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         if not isinstance(model, ProgressiveNet):
+            refuse_frozen(model, "pnn")  # column 0 is the model itself: it trains for task 0
             check_chain(model, parse_chain(model, "pnn"), task.x_train[:2], "pnn")
             model = ProgressiveNet(model, self.adapter_ratio)
         for param in model.parameters():  # freeze every earlier column and its adapters
