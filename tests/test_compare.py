@@ -280,3 +280,13 @@ def test_a_bad_device_or_model_option_leaves_a_finished_comparison_untouched(tmp
 def test_comparison_file_mistakes_are_one_line_errors(data, message):
     with pytest.raises(ll.LifelongError, match=message):
         Comparison.from_dict(data)
+
+
+def test_an_unreachable_ray_address_is_a_one_line_error_before_anything_is_written(monkeypatch):
+    from lifelong.executors import check_executor
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")   # nothing listens on port 1
+    with pytest.raises(ll.LifelongError, match="cannot reach the Ray cluster at RAY_ADDRESS=127.0.0.1:1"):
+        check_executor("ray", 1)
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    check_executor("ray", 1)                            # left to Ray

@@ -37,3 +37,4 @@ def test_ray_executor_matches_the_local_executor(local_ray, tmp_path, data_dir):
     assert (tmp_path / "ray" / "report.html").exists()
     for run in c.plan():
         assert (tmp_path / "ray" / "runs" / run.config.run_id() / "result.json").exists()
+

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import signal
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,8 @@ def check_executor(executor: str, jobs: int) -> None:
         raise LifelongError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise LifelongError(f"--jobs must be a positive integer, got {jobs!r}")
+    if executor == "ray":
+        _check_ray_address(os.environ.get("RAY_ADDRESS", ""))
 
 
 def execute(
@@ -191,6 +194,19 @@ def _ray_task(config: dict[str, Any], runs_dir: str, reuse: bool, threads: int) 
     if not writable:
         out = Path(tempfile.mkdtemp(prefix="lifelong-"))
     return _run_one(RunConfig.from_dict(config), out, reuse).to_dict()
+
+
+def _check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """A ``RAY_ADDRESS`` of the form host:port (or ray://host:port) must answer within
+    ``timeout`` seconds: Ray itself retries an unreachable cluster for many minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return  # "auto", "local" or empty: Ray decides
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise LifelongError(f"cannot reach the Ray cluster at RAY_ADDRESS={address} ({exc.strerror or exc}); "
+                            "start it, fix RAY_ADDRESS, or unset it for a local Ray") from None
 
 
 def _ray(todo: list, runs_dir: Path, jobs: int, reuse: bool, finished) -> None:
