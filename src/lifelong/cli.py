@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,37 +32,6 @@ def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, Any]:
             raise LifelongError(f"{flag} expects KEY=VALUE, got {pair!r}")
         out[key.replace("-", "_")] = parse_value(value)
     return out
-
-
-class ProgressBar:
-    """One status line on stderr: task, epoch, a bar, and the time left for this run."""
-
-    def __init__(self, label: str = "", epochs: int = 1, stream=None) -> None:
-        self.label, self.epochs = label, epochs
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-        self.tty = self.stream.isatty()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        if event["event"] == "epoch_end":
-            tasks = self.tasks
-            done = event["task"] * self.epochs + event["epoch"]
-            total = tasks * self.epochs
-            elapsed = time.perf_counter() - self.start
-            left = elapsed / done * (total - done)
-            bar = "#" * int(20 * done / total)
-            seen = f" seen-acc {event['seen_mean']:.3f}" if "seen_mean" in event else ""
-            text = (f"{self.label} task {event['task'] + 1}/{tasks} epoch {event['epoch']}/"
-                    f"{self.epochs} [{bar:<20}] {elapsed:5.0f}s, ~{left:.0f}s left{seen}")
-            if self.tty:
-                self.stream.write("\r" + text.ljust(100))
-                self.stream.flush()
-            elif event["epoch"] == self.epochs:
-                self.stream.write(text + "\n")
-        elif event["event"] == "task_start":
-            self.tasks = event["tasks"]
-        elif event["event"] == "task_end" and self.tty and event["task"] + 1 == self.tasks:
-            self.stream.write("\n")
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -197,6 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = build_run_config(args)
     check_out_folder(args.out)
+    from .progress import ProgressBar
+
     bar = ProgressBar(config.strategy, config.train.epochs)
     result = run(config, out=args.out, progress=bar, reuse=not args.force)
     row = {"strategy": config.strategy, **{k.upper(): v for k, v in result.metrics.items()},

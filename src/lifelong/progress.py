@@ -1,4 +1,5 @@
-"""One progress display for a whole comparison, and optional TensorBoard logging."""
+"""Progress displays — one status line for a run, one for a whole comparison — and optional
+TensorBoard logging."""
 
 from __future__ import annotations
 
@@ -15,6 +16,37 @@ def _duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class ProgressBar:
+    """One status line on stderr: task, epoch, a bar, and the time left for this run."""
+
+    def __init__(self, label: str = "", epochs: int = 1, stream=None) -> None:
+        self.label, self.epochs = label, epochs
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.tty = self.stream.isatty()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event["event"] == "epoch_end":
+            tasks = self.tasks
+            done = event["task"] * self.epochs + event["epoch"]
+            total = tasks * self.epochs
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / done * (total - done)
+            bar = "#" * int(20 * done / total)
+            seen = f" seen-acc {event['seen_mean']:.3f}" if "seen_mean" in event else ""
+            text = (f"{self.label} task {event['task'] + 1}/{tasks} epoch {event['epoch']}/"
+                    f"{self.epochs} [{bar:<20}] {elapsed:5.0f}s, ~{left:.0f}s left{seen}")
+            if self.tty:
+                self.stream.write("\r" + text.ljust(100))
+                self.stream.flush()
+            elif event["epoch"] == self.epochs:
+                self.stream.write(text + "\n")
+        elif event["event"] == "task_start":
+            self.tasks = event["tasks"]
+        elif event["event"] == "task_end" and self.tty and event["task"] + 1 == self.tasks:
+            self.stream.write("\n")
 
 
 class ComparisonProgress:
