@@ -133,3 +133,25 @@ def test_report_renders_in_a_headless_browser(runs_folder, tmp_path_factory):
     cells = [a["data"] for t, a, path in dom.found if t == "text" and "table" in path]
     assert "ewc" in cells and "naive" in cells and "86.67 ± 42.35" in cells
     assert json.dumps(cells)  # plain text, nothing unrendered
+
+
+def test_runs_with_other_train_settings_are_not_pooled_as_seeds(tmp_path):
+    short = fake_result("naive", 1, [0.3, 0.6, 0.9])
+    short.config["train"] = {"seed": 1, "epochs": 1}
+    save_result(short, tmp_path / "naive-short")
+    save_result(fake_result("naive", 0, [0.3, 0.6, 0.8]), tmp_path / "naive-long")
+    methods = collect(tmp_path)["rotated-mnist"]
+    assert len(methods) == 2 and all(len(runs) == 1 for runs in methods.values())
+
+
+def test_seeds_csv_has_one_row_per_run_and_table_csv_no_interval_for_one_seed(runs_folder):
+    import csv
+    import io
+
+    main(["report", str(runs_folder)])
+    rows = list(csv.DictReader(io.StringIO((runs_folder / "seeds.csv").read_text())))
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("ewc", "0"), ("ewc", "1"), ("naive", "0")]
+    ewc0 = next(r for r in rows if r["method"] == "ewc" and r["seed"] == "0")
+    assert float(ewc0["acc"]) == pytest.approx((0.8 + 0.8 + 0.9) / 3) and float(ewc0["wall_time_s"]) == 10.0
+    table = {r["method"]: r for r in csv.DictReader(io.StringIO((runs_folder / "table.csv").read_text()))}
+    assert table["naive"]["acc_ci95"] == "" and float(table["ewc"]["acc_ci95"]) > 0

@@ -170,8 +170,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = ProgressBar(config.strategy, config.train.epochs)
     result = run(config, out=args.out, progress=bar, reuse=not args.force)
     row = {"strategy": config.strategy, **{k.upper(): v for k, v in result.metrics.items()},
-           "time_s": round(result.wall_time, 1)}
-    print(format_table([row], ["strategy", "ACC", "BWT", "FWT", "FORGETTING", "time_s"]))
+           "wall_time_s": round(result.wall_time, 1)}
+    print(format_table([row], ["strategy", "ACC", "BWT", "FWT", "FORGETTING", "wall_time_s"]))
     print(f"results: {args.out}/{result.run_id}")
     return 0
 

@@ -34,6 +34,7 @@ _SAFE_ID = re.compile(r"(?!\.\.?$)[\w.+-]+")
 """A run id that names one folder inside ``runs/`` (no separators, not . or ..)."""
 
 METRICS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting"))
+ALL_METRICS = ("acc", "bwt", "fwt", "forgetting", "learning_accuracy")
 
 
 def collect(folder: str | Path, warn: Callable[[str], None] | None = None) -> Collected:
@@ -100,12 +101,19 @@ def read_plan(path: Path) -> list[tuple[str, str, str]]:
     return entries
 
 
+SETTING = ("strategy_options", "model", "model_options", "train")
+"""What makes two runs of a strategy the same method (the train settings without the seed)."""
+
+
 def _group(results: list[RunResult]) -> Collected:
-    """Ad-hoc runs: a method is a strategy with its options (labelled by a short hash where one
-    strategy appears with several option sets); seeds of the same method are pooled. A benchmark
+    """Ad-hoc runs: a method is a strategy with its options, model and training settings (labelled
+    by a short hash where one strategy appears with several); only seeds of the same method are
+    pooled. A benchmark
     run with several option sets (e.g. other angles) is likewise split by a short hash."""
     def key(r: RunResult, *fields: str) -> str:
         picked = {f: r.config.get(f) for f in fields}
+        if "train" in picked and isinstance(picked["train"], dict):  # seeds are what is pooled
+            picked["train"] = {k: v for k, v in picked["train"].items() if k != "seed"}
         return hashlib.sha1(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
     def bench(r: RunResult) -> str:
@@ -114,15 +122,14 @@ def _group(results: list[RunResult]) -> Collected:
     methods: dict[str, set[str]] = {}
     benches: dict[str, set[str]] = {}
     for r in results:
-        methods.setdefault(str(r.config.get("strategy")), set()).add(
-            key(r, "strategy_options", "model", "model_options"))
+        methods.setdefault(str(r.config.get("strategy")), set()).add(key(r, *SETTING))
         benches.setdefault(bench(r), set()).add(key(r, "benchmark_options"))
     out: Collected = {}
     for r in results:
         label = bench(r) + ("-" + key(r, "benchmark_options") if len(benches[bench(r)]) > 1 else "")
         name = str(r.config.get("strategy", "run"))
         if len(methods[name]) > 1:
-            name += "-" + key(r, "strategy_options", "model", "model_options")
+            name += "-" + key(r, *SETTING)
         out.setdefault(label, {}).setdefault(name, []).append(r)
     return out
 
@@ -134,7 +141,7 @@ def table_rows(groups: Groups) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"method": label, "seeds": len(runs)}
         for key, _ in METRICS:
             row[key], row[f"{key}_ci95"] = mean_ci([r.metrics[key] for r in runs])
-        row["time_s"], row["time_s_ci95"] = mean_ci([r.wall_time for r in runs])
+        row["wall_time_s"], row["wall_time_s_ci95"] = mean_ci([r.wall_time for r in runs])
         row["memory_mb"] = mean_ci([(r.memory_bytes or [0])[-1] / 1e6 for r in runs])[0]
         row["parameters"] = (runs[0].model_sizes or [{}])[-1].get("parameters")
         rows.append(row)
@@ -148,13 +155,13 @@ def _pm(mean: float, half: float, seeds: int, scale: float = 100.0, digits: int 
 
 def markdown_table(collected: Collected) -> str:
     head = ["benchmark", "method", "seeds", "ACC (%)", "BWT (%)", "FWT (%)", "forgetting (%)",
-            "time (s)", "memory (MB)", "parameters"]
+            "wall time (s)", "memory (MB)", "parameters"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 8) + "|"]
     for bench, groups in collected.items():
         for r in table_rows(groups):
             cells = [bench, r["method"], str(r["seeds"]),
                      *[_pm(r[k], r[f"{k}_ci95"], r["seeds"]) for k, _ in METRICS],
-                     _pm(r["time_s"], r["time_s_ci95"], r["seeds"], 1.0, 1),
+                     _pm(r["wall_time_s"], r["wall_time_s_ci95"], r["seeds"], 1.0, 1),
                      f"{r['memory_mb']:.2f}", str(r["parameters"] or "")]
             lines.append("| " + " | ".join(cells) + " |")
     seeds = max(len(runs) for groups in collected.values() for runs in groups.values())
@@ -163,14 +170,35 @@ def markdown_table(collected: Collected) -> str:
 
 
 def csv_table(collected: Collected) -> str:
+    """``table.csv``: the table's numbers as fractions (not %), the CI half-width empty for one
+    seed (undefined for n = 1)."""
     buf = io.StringIO()
     fields = ["benchmark", "method", "seeds"] + [f for k, _ in METRICS for f in (k, f"{k}_ci95")]
-    fields += ["time_s", "time_s_ci95", "memory_mb", "parameters"]
+    fields += ["wall_time_s", "wall_time_s_ci95", "memory_mb", "parameters"]
     writer = csv.DictWriter(buf, fields, lineterminator="\n")
     writer.writeheader()
     for bench, groups in collected.items():
         for r in table_rows(groups):
-            writer.writerow({"benchmark": bench, **{k: r[k] for k in fields[1:]}})
+            row = {"benchmark": bench, **{k: r[k] for k in fields[1:]}}
+            if r["seeds"] == 1:
+                row.update({k: "" for k in fields if k.endswith("_ci95")})
+            writer.writerow(row)
+    return buf.getvalue()
+
+
+def seeds_csv(collected: Collected) -> str:
+    """``seeds.csv``: one row per run (per seed), for paired tests or any other analysis."""
+    buf = io.StringIO()
+    fields = ["benchmark", "method", "seed", "run_id", *ALL_METRICS, "wall_time_s", "memory_mb"]
+    writer = csv.DictWriter(buf, fields, lineterminator="\n")
+    writer.writeheader()
+    for bench, groups in collected.items():
+        for method, runs in groups.items():
+            for r in runs:
+                seed = (r.config.get("train") or {}).get("seed")
+                writer.writerow({"benchmark": bench, "method": method, "seed": seed, "run_id": r.run_id,
+                                 **{k: r.metrics.get(k) for k in ALL_METRICS}, "wall_time_s": r.wall_time,
+                                 "memory_mb": (r.memory_bytes or [0])[-1] / 1e6})
     return buf.getvalue()
 
 
@@ -199,6 +227,7 @@ def write_report(folder: str | Path) -> str:
     table = markdown_table(collected)
     atomic_write(folder / "table.md", table)
     atomic_write(folder / "table.csv", csv_table(collected))
+    atomic_write(folder / "seeds.csv", seeds_csv(collected))
     atomic_write(folder / "report.html", html_page(folder, collected))
     return table
 
@@ -219,11 +248,11 @@ def html_page(folder: Path, collected: Collected) -> str:
         heat = base64.b64encode((folder / f"{slug}-heatmaps.png").read_bytes()).decode()
         rows = table_rows(groups)
         head = ("<tr><th>method</th><th>seeds</th>" + "".join(f"<th>{t} (%)</th>" for _, t in METRICS)
-                + "<th>time (s)</th><th>memory (MB)</th><th>parameters</th></tr>")
+                + "<th>wall time (s)</th><th>memory (MB)</th><th>parameters</th></tr>")
         body = "".join(
             f"<tr><td>{html.escape(r['method'])}</td><td>{r['seeds']}</td>"
             + "".join(f"<td>{_pm(r[k], r[k + '_ci95'], r['seeds'])}</td>" for k, _ in METRICS)
-            + f"<td>{_pm(r['time_s'], r['time_s_ci95'], r['seeds'], 1.0, 1)}</td>"
+            + f"<td>{_pm(r['wall_time_s'], r['wall_time_s_ci95'], r['seeds'], 1.0, 1)}</td>"
             f"<td>{r['memory_mb']:.2f}</td><td>{r['parameters'] or ''}</td></tr>" for r in rows)
         parts.append(
             f'<section><h2>{html.escape(bench)}</h2>'
