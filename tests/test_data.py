@@ -315,3 +315,11 @@ def test_a_hand_built_stream_is_checked():
     with pytest.raises(LifelongError, match="outside 0..0"):
         Stream("s", [t0, t1], "domain", (1, 2, 2), 1)
     assert len(Stream("s", [t0, t1], "domain", (1, 2, 2), 2)) == 2
+
+
+def test_permuted_keeps_flat_features_and_refuses_a_stream_larger_than_memory():
+    x, y = torch.rand(20, 10), torch.arange(20) % 2
+    stream = make_benchmark("permuted-mnist", n_tasks=2, arrays=(x, y, x, y))
+    assert stream.input_shape == (10,)   # flat rows stay flat: permuting needs no image
+    with pytest.raises(LifelongError, match="needs about .* GB for the tasks' copies"):
+        make_benchmark("permuted-mnist", n_tasks=10**12, arrays=(x, y, x, y))

@@ -7,6 +7,7 @@ files such as full MNIST or /usr/share/datasets/fashion-mnist) or ready ``arrays
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -55,6 +56,21 @@ def _as_images(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _check_memory(name: str, tasks: int, xtr: torch.Tensor, xte: torch.Tensor, per_task: int | None) -> None:
+    """Each task holds its own transformed copy of the data: refuse a stream that cannot fit in
+    this machine's memory before building it (a million permutations would only hang)."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
+        return
+    train = xtr[:per_task] if per_task else xtr
+    need = tasks * (train.numel() + xte.numel()) * xtr.element_size()
+    if need > 0.8 * physical:
+        raise LifelongError(f"{name} with {tasks} tasks needs about {need / 1e9:.1f} GB for the tasks' "
+                            f"copies of the data, more than this machine's {physical / 1e9:.1f} GB; "
+                            "use fewer tasks or train_per_task")
+
+
 def _num_classes(y: torch.Tensor) -> int:
     if y.numel() == 0:  # from_arrays refuses empty sets; this guards streams built otherwise
         raise LifelongError("the training set is empty; give at least one labelled example")
@@ -83,6 +99,7 @@ def rotated(
         raise LifelongError(f"angles must be numbers of degrees, got {list(angles)!r}")
     _check_count("train_per_task", train_per_task, allow_none=True)
     xtr, ytr, xte, yte = (_as_images(a) if i % 2 == 0 else a for i, a in enumerate(_data(source, arrays)))
+    _check_memory("rotated-mnist", len(angles), xtr, xte, train_per_task)
     _check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
@@ -109,7 +126,8 @@ def permuted(
     _check_scenario(scenario, ("domain", "task"), "permuted-mnist")
     _check_count("n_tasks", n_tasks)
     _check_count("train_per_task", train_per_task, allow_none=True)
-    xtr, ytr, xte, yte = (_as_images(a) if i % 2 == 0 else a for i, a in enumerate(_data(source, arrays)))
+    xtr, ytr, xte, yte = _data(source, arrays)
+    _check_memory("permuted-mnist", n_tasks, xtr, xte, train_per_task)
     _check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     classes = tuple(range(_num_classes(ytr)))
