@@ -13,6 +13,7 @@ from .api import build, fit, run
 from .config import PRESETS, RunConfig, TrainConfig, preset
 from .data import Stream, Task, make_benchmark
 from .errors import LifelongError
+from .learner import load_learner, save_learner
 from .metrics import (
     all_metrics,
     average_accuracy,
@@ -30,6 +31,6 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS", "LifelongError", "RunConfig", "RunResult", "Stream", "Strategy", "Task",
     "TrainConfig", "all_metrics", "average_accuracy", "backward_transfer", "build", "fit",
-    "forgetting", "forward_transfer", "learning_accuracy", "load_result", "make_benchmark",
-    "make_model", "make_strategy", "preset", "run", "save_result",
+    "forgetting", "forward_transfer", "learning_accuracy", "load_learner", "load_result",
+    "make_benchmark", "make_model", "make_strategy", "preset", "run", "save_learner", "save_result",
 ]
