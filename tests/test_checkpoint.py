@@ -11,6 +11,7 @@ from conftest import Interrupt, idx_folder, stop_at, tiny_arrays, whole_and_resu
 
 import lifelong as ll
 from lifelong import checkpoint as ckpt
+from lifelong.saved_state import json_digest
 from lifelong.strategies.base import Strategy
 
 FAST = dict(epochs=2, lr=0.01, batch_size=32, device="cpu")
@@ -143,7 +144,7 @@ def test_garbage_json_and_foreign_checkpoint_are_refused(interrupted, data_dir):
         ll.run(other, out=folder.parent.parent)
     meta["tensors_file"] = "../../evil.safetensors"
     meta["config"] = other.to_dict()
-    meta["meta_sha256"] = ckpt._digest(meta)  # a consistent forgery: caught by the name check
+    meta["meta_sha256"] = json_digest(meta)  # a consistent forgery: caught by the name check
     (other_dir / "checkpoint" / "latest.json").write_text(json.dumps(meta))
     with pytest.raises(ll.LifelongError, match="bad tensor file"):
         ll.run(other, out=folder.parent.parent)

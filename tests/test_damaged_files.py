@@ -12,9 +12,9 @@ from conftest import Interrupt, idx_folder, stop_at, tiny_arrays
 from test_report import fake_result
 
 import lifelong as ll
-from lifelong import checkpoint as ckpt
 from lifelong.cli import main
 from lifelong.results import save_result
+from lifelong.saved_state import json_digest
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def damaged(ewc_checkpoint, tmp_path):
 def write(folder, meta, forge=True):
     """Save ``meta``; ``forge`` recomputes its checksum, as a careful hand edit would."""
     if forge:
-        meta["meta_sha256"] = ckpt._digest(meta)
+        meta["meta_sha256"] = json_digest(meta)
     (folder / "latest.json").write_text(json.dumps(meta))
 
 

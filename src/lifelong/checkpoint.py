@@ -36,6 +36,7 @@ from .config import TrainConfig
 from .data.streams import Stream
 from .errors import LifelongError
 from .results import accuracy_problem, atomic_write, curve_problem, finite_number
+from .saved_state import check_strategy_shapes, json_digest, section, shared_aliases, tensor_refs
 from .strategies.base import Strategy
 from .train import StreamProgress
 
@@ -64,7 +65,7 @@ def save_checkpoint(run_dir: str | Path, config: dict[str, Any], model: nn.Modul
     folder = Path(run_dir) / CHECKPOINT_DIR
     tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in model.state_dict().items()}
     s_tensors, s_structure = strategy.state_dict()
-    aliases = _aliases(strategy)
+    aliases = shared_aliases(strategy)
     tensors.update({f"strategy/{k}": v for k, v in s_tensors.items() if k not in aliases})
     opt_structure = _flatten_optimizer(optimizer.state_dict(), tensors) if optimizer else None
     tensors["rng/generator"] = generator.get_state()
@@ -84,7 +85,7 @@ def save_checkpoint(run_dir: str | Path, config: dict[str, Any], model: nn.Modul
         "numpy_random": [np_state[0], np_state[1].tolist(), *np_state[2:]], "elapsed": elapsed,
     }
     meta = json.loads(json.dumps(meta))  # exactly what a reader will see
-    meta["meta_sha256"] = _digest(meta)
+    meta["meta_sha256"] = json_digest(meta)
     atomic_write(folder / LATEST, json.dumps(meta))
     for old in folder.glob("task-*.safetensors"):
         if old.name != name:
@@ -112,7 +113,7 @@ def read_checkpoint(run_dir: str | Path, config: dict[str, Any]) -> tuple[dict, 
     if meta.get("version") != VERSION:
         raise LifelongError(f"checkpoint in {folder} has version {meta.get('version')!r}, this lifelong "
                             f"reads {VERSION}; {_fix(folder)}")
-    if meta.get("meta_sha256") != _digest(meta):
+    if meta.get("meta_sha256") != json_digest(meta):
         raise _damaged(folder, "corrupt: checksum mismatch")
     if meta.get("config") != config:
         raise LifelongError(f"checkpoint in {folder} belongs to another configuration (foreign); "
@@ -148,14 +149,14 @@ def restore(run_dir: str | Path, config: dict[str, Any], stream: Stream, model: 
     expected = {k: _kind(v) for k, v in strategy._learned().items()}
     _parse(folder, "strategy state", lambda: _load_strategy(strategy, meta, tensors, expected))
     model = _parse(folder, "strategy state", lambda: strategy.restore_model(model))
-    _load_model(model, _section(tensors, "model/"), folder)
-    _parse(folder, "strategy state", lambda: _check_strategy_shapes(strategy, model))
+    _load_model(model, section(tensors, "model/"), folder)
+    _parse(folder, "strategy state", lambda: check_strategy_shapes(strategy, model))
     generator = torch.Generator()
     _parse(folder, "RNG states", lambda: _set_rngs(meta, tensors, generator))
     optimizer_state = None
     if meta.get("optimizer") is not None:
         optimizer_state = _parse(folder, "optimizer state", lambda: _unflatten_optimizer(
-            meta["optimizer"], _section(tensors, "optim/")))
+            meta["optimizer"], section(tensors, "optim/")))
     elapsed = meta.get("elapsed", 0.0)
     if not finite_number(elapsed, 0):
         raise _damaged(folder, f"bad elapsed time {elapsed!r}")
@@ -184,10 +185,6 @@ def _parse(folder: Path, what: str, step: Any) -> Any:
         raise _damaged(folder, f"bad {what}: {type(exc).__name__}: {exc}") from None
 
 
-def _digest(meta: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of everything in ``latest.json`` but this checksum."""
-    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _progress(meta: dict[str, Any], tasks: int) -> StreamProgress:
@@ -214,9 +211,9 @@ def _load_strategy(strategy: Strategy, meta: dict, tensors: dict, expected: dict
     """Check the saved state has every learned attribute the fresh strategy has, each of the
     same kind, then load it."""
     structure, aliases = meta["strategy"], meta.get("strategy_aliases") or {}
-    s_tensors = _section(tensors, "strategy/")
+    s_tensors = section(tensors, "strategy/")
     s_tensors.update({alias: s_tensors[target] for alias, target in aliases.items()})
-    missing = sorted(_tensor_refs(structure) - set(s_tensors))
+    missing = sorted(tensor_refs(structure) - set(s_tensors))
     if missing:
         raise ValueError(f"lacks strategy tensor {missing[0]!r}")
     if not all(isinstance(k, str) and _LEARNED.fullmatch(k) for k in structure):
@@ -231,21 +228,6 @@ def _load_strategy(strategy: Strategy, meta: dict, tensors: dict, expected: dict
         raise ValueError(f"{wrong[0]!r} holds a {restored[wrong[0]]}, not a {expected[wrong[0]]}")
 
 
-def _check_strategy_shapes(strategy: Strategy, model: nn.Module) -> None:
-    """Per-parameter state (importances, anchors, masks: dicts keyed by the model's parameter
-    names, at any depth) must have the shapes of the restored model's parameters."""
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, (list, tuple)):
-            value = dict(enumerate(value))
-        for key, item in value.items() if isinstance(value, dict) else ():
-            if set(value) <= set(shapes) and torch.is_tensor(item) and tuple(item.shape) != shapes[key]:
-                raise ValueError(f"{path}/{key} has shape {list(item.shape)}, not {list(shapes[key])}")
-            walk(item, f"{path}/{key}")
-
-    for name, value in strategy._learned().items():
-        walk(value, name)
 
 
 def _set_rngs(meta: dict[str, Any], tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
@@ -261,25 +243,6 @@ def _set_rngs(meta: dict[str, Any], tensors: dict[str, torch.Tensor], generator:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _aliases(strategy: Strategy) -> dict[str, str]:
-    """Strategy tensors that are views of the very same memory as an earlier one (e.g. the
-    shared labels of rotated tasks): saved once, shared again on restore, so memory accounting
-    after a resume equals an uninterrupted run's."""
-    from .strategies.base import _flatten
-
-    found: dict[str, torch.Tensor] = {}
-    for key, value in strategy._learned().items():
-        _flatten(value, key, found)
-    first: dict[tuple, str] = {}
-    aliases: dict[str, str] = {}
-    for key, t in found.items():
-        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
-                 tuple(t.stride()), t.dtype)
-        if ident in first:
-            aliases[key] = first[ident]
-        else:
-            first[ident] = key
-    return aliases
 
 
 def _load_model(model: nn.Module, saved: dict[str, torch.Tensor], folder: Path) -> None:
@@ -292,18 +255,8 @@ def _load_model(model: nn.Module, saved: dict[str, torch.Tensor], folder: Path) 
     model.load_state_dict(saved, strict=True)
 
 
-def _section(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _tensor_refs(structure: Any) -> set[str]:
-    if isinstance(structure, dict):
-        if "__tensor__" in structure:
-            return {str(structure["__tensor__"])}
-        return set().union(*(_tensor_refs(v) for v in structure.values()))
-    if isinstance(structure, list):
-        return set().union(*(_tensor_refs(v) for v in structure))
-    return set()
 
 
 def _flatten_optimizer(state: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, Any]:

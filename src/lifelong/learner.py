@@ -25,9 +25,9 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from .checkpoint import _aliases, _check_strategy_shapes, _digest, _section, _tensor_refs
 from .errors import LifelongError
 from .results import atomic_write
+from .saved_state import check_strategy_shapes, json_digest, section, shared_aliases, tensor_refs
 from .strategies import Strategy, make_strategy
 
 FORMAT, VERSION = "lifelong-learner", 1
@@ -41,7 +41,7 @@ def save_learner(folder: str | Path, model: nn.Module, strategy: Strategy) -> Pa
         raise LifelongError("save_learner: the strategy has not been trained yet (fit it first)")
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     s_tensors, structure = strategy.state_dict()
-    aliases = _aliases(strategy)
+    aliases = shared_aliases(strategy)
     tensors.update({f"strategy/{k}": v for k, v in s_tensors.items() if k not in aliases})
     if strategy.class_mask_ is not None:
         tensors["setup/class_mask"] = strategy.class_mask_
@@ -56,7 +56,7 @@ def save_learner(folder: str | Path, model: nn.Module, strategy: Strategy) -> Pa
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
     }
     meta = json.loads(json.dumps(meta, default=list))
-    meta["meta_sha256"] = _digest(meta)
+    meta["meta_sha256"] = json_digest(meta)
     atomic_write(folder / TENSORS, blob)
     atomic_write(folder / META, json.dumps(meta, indent=1))
     return folder
@@ -72,9 +72,9 @@ def load_learner(folder: str | Path, model: nn.Module) -> tuple[nn.Module, Strat
         strategy.class_mask_ = tensors.get("setup/class_mask")
         strategy.num_tasks_, strategy.task_aware_ = int(setup["num_tasks"]), bool(setup["task_aware"])
         strategy.seed_, strategy.config = int(setup["seed"]), None
-        s_tensors = _section(tensors, "strategy/")
+        s_tensors = section(tensors, "strategy/")
         s_tensors.update({alias: s_tensors[target] for alias, target in meta["aliases"].items()})
-        missing = sorted(_tensor_refs(meta["state"]) - set(s_tensors))
+        missing = sorted(tensor_refs(meta["state"]) - set(s_tensors))
         if missing:
             raise KeyError(missing[0])
         strategy.load_state_dict(s_tensors, meta["state"])
@@ -83,14 +83,14 @@ def load_learner(folder: str | Path, model: nn.Module) -> tuple[nn.Module, Strat
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
         raise _damaged(folder, f"bad strategy state: {type(exc).__name__}: {exc}") from None
-    saved = _section(tensors, "model/")
+    saved = section(tensors, "model/")
     expected = {k: list(v.shape) for k, v in model.state_dict().items()}
     if expected != {k: list(v.shape) for k, v in saved.items()}:
         raise LifelongError(f"the learner in {folder} was saved from another model ({meta['model']['class']} "
                             "with other layers or shapes); build the same architecture and load again")
     model.load_state_dict(saved, strict=True)
     try:
-        _check_strategy_shapes(strategy, model)
+        check_strategy_shapes(strategy, model)
     except ValueError as exc:
         raise _damaged(folder, f"bad strategy state: {exc}") from None
     return model, strategy
@@ -110,7 +110,7 @@ def _read(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     if meta.get("version") != VERSION:
         raise LifelongError(f"the learner in {folder} has version {meta.get('version')!r}; this lifelong "
                             f"reads {VERSION}")
-    if meta.get("meta_sha256") != _digest(meta):
+    if meta.get("meta_sha256") != json_digest(meta):
         raise _damaged(folder, f"checksum mismatch in {META}")
     if meta.get("tensors_sha256") != hashlib.sha256(blob).hexdigest():
         raise _damaged(folder, f"checksum mismatch in {TENSORS}")
