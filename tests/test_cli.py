@@ -53,7 +53,7 @@ def test_run_from_toml_with_flag_override(tmp_path, data_dir, capsys):
         (["--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'"),
         (["--data", "/nonexistent/folder"], "data folder /nonexistent/folder does not exist"),
         (["--param", "lam"], "--param expects KEY=VALUE"),
-        (["--param", "lam=3"], "bad hyper-parameter for strategy 'naive'"),
+        (["--param", "lam=3"], "strategy 'naive' has no hyper-parameter 'lam'; its hyper-parameters: none"),
         (["--preset", "fast"], "unknown preset 'fast'"),
         (["--bopt", "angles=[]"], "at least one angle"),
         (["--lr", "nan"], "lr must be in (0, 1e+30], got nan"),
@@ -160,3 +160,30 @@ def test_a_folder_or_binary_file_as_config_is_a_one_line_error(tmp_path, capsys)
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00bad")
     assert main(["run", str(tmp_path / "bin.toml")]) == 2
     assert "is not valid TOML" in capsys.readouterr().err
+
+
+def test_comma_lists_and_explicit_values_in_labels(tmp_path):
+    from lifelong.cli import build_comparison, make_parser, parse_value
+
+    assert parse_value("0,45,90") == [0, 45, 90] and parse_value("a,b") == "a,b"
+    args = make_parser().parse_args(["compare", "--strategies", "naive", "ewc", "--param", "ewc.lam=100",
+                                     "--bopt", "angles=0,45,90"])
+    comparison = build_comparison(args)
+    assert [m.label for m in comparison.methods] == ["naive (baseline)", "ewc (lam=100)"]
+    assert comparison.benchmarks[0].options["angles"] == [0, 45, 90]
+
+
+def test_replaced_data_files_give_another_run_id(tmp_path):
+    import os
+
+    from lifelong.config import RunConfig
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte").write_bytes(b"old")
+    config = RunConfig(benchmark_options={"source": str(folder)})
+    before = config.run_id()
+    (folder / "train-images-idx3-ubyte").write_bytes(b"new files")
+    os.utime(folder / "train-images-idx3-ubyte", ns=(1, 2))
+    assert config.run_id() != before
+    assert RunConfig().run_id() == RunConfig().run_id()   # the embedded digits: no stamp

@@ -74,5 +74,5 @@ def test_strategy_contract(name, scenario, streams, tmp_path):
 def test_unknown_strategy_and_bad_hyperparameter_are_one_line_errors():
     with pytest.raises(ll.LifelongError, match="unknown strategy 'ewcc'; known: .*naive"):
         ll.make_strategy("ewcc")
-    with pytest.raises(ll.LifelongError, match="bad hyper-parameter for strategy 'naive'"):
+    with pytest.raises(ll.LifelongError, match="strategy 'naive' has no hyper-parameter"):
         ll.make_strategy("naive", lam=3)

@@ -87,7 +87,7 @@ def test_split_stream_classes_and_mask():
         ("split-mnist", {"classes_per_task": 3}, "divide"),
         ("split-mnist", {"scenario": "domain"}, "scenario"),
         ("rotated-mnist", {"angles": []}, "at least one angle"),
-        ("rotated-mnist", {"colour": 1}, "bad option"),
+        ("rotated-mnist", {"colour": 1}, "has no option .colour.; its options: angles"),
         ("rotated-mnist", {"train_per_task": -5}, "train_per_task must be a positive integer"),
         ("rotated-mnist", {"angles": ["up"]}, "angles must be numbers"),
         ("permuted-mnist", {"n_tasks": 0}, "n_tasks must be a positive integer"),

@@ -14,14 +14,20 @@ DEFAULT_OUT = "runs"
 
 
 def parse_value(text: str) -> Any:
-    """``3`` → 3, ``1e-4`` → 1e-4, ``true`` → True, ``[1,2]`` → [1, 2], ``null`` or ``None`` →
-    None; otherwise the string."""
+    """``3`` → 3, ``1e-4`` → 1e-4, ``true`` → True, ``[1,2]`` or ``1,2`` → [1, 2], ``null`` or
+    ``None`` → None; otherwise the string."""
     if text == "None":
         return None
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        return text
+        pass
+    if "," in text:  # angles=0,45,90 → [0, 45, 90]
+        try:
+            return json.loads(f"[{text}]")
+        except json.JSONDecodeError:
+            pass
+    return text
 
 
 def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, Any]:
@@ -210,8 +216,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="folder of MNIST-format IDX files (default: embedded 5k digits)")
     p.add_argument("--scenario", help="task, domain or class (where the benchmark allows)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy hyper-parameter")
-    p.add_argument("--bopt", action="append", metavar="KEY=VALUE", help="benchmark option")
-    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
+                   help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for run directories (default: runs)")
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
 
@@ -253,14 +260,19 @@ def add_compare_parser(sub) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds, e.g. --seeds 0 1 2")
     p.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
                    help="hyper-parameter of one method, e.g. ewc.lam=100")
-    for flag in ("--model", "--preset", "--hparams", "--optimizer", "--device", "--data",
-                 "--scenario"):
-        p.add_argument(flag)
-    p.add_argument("--lr", type=float)
+    for flag, text in (("--model", "model name: mlp (default) or cnn"),
+                       ("--preset", "training protocol: homework (default) or gem"),
+                       ("--hparams", "hyper-parameter preset of the methods: tuned (default) or course"),
+                       ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
+                       ("--data", "a folder of MNIST-format IDX files (default: the embedded 5,000 digits)"),
+                       ("--scenario", "domain, task or class (what the benchmark allows)")):
+        p.add_argument(flag, help=text)
+    p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--epochs", type=int, help="epochs per task")
-    p.add_argument("--bopt", action="append", metavar="KEY=VALUE", help="benchmark option")
-    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
+                   help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
     p.add_argument("--out", default="runs/compare", help="report folder (default: runs/compare)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine")
     p.add_argument("--executor", default="local", help="local (default) or ray")

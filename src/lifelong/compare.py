@@ -163,16 +163,24 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
             raise LifelongError(f"each {kind} must be a name or a table with a `name`, got {item!r}")
         item = dict(item)
         name = item.pop("name")
-        label = str(item.pop("label", DEFAULT_LABELS.get(name, name) if kind == "strategy" else name))
+        given = item.pop("label", None)
+        label = str(given if given is not None else DEFAULT_LABELS.get(name, name) if kind == "strategy"
+                    else name)
         options = {**shared, **item}
         if kind == "strategy":
             preset = _hyperparameter_preset(hparams, name) if hparams else {}
-            options = {**preset, **(params or {}).get(name, {}), **item}
+            explicit = {**(params or {}).get(name, {}), **item}
+            options = {**preset, **explicit}
+            if given is None and explicit:  # the report then says which λ (or other value) it shows
+                label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in explicit.items()) + ")"
         out.append(Entry(label, name, options))
     labels = [e.label for e in out]
     duplicate = next((x for x in labels if labels.count(x) > 1), None)
     if duplicate is not None:
-        raise LifelongError(f"{kind} label {duplicate!r} appears twice; give each a distinct `label`")
+        raise LifelongError(f"{kind} label {duplicate!r} appears twice; give each a distinct `label` "
+                            "(in a comparison TOML file: strategies = [{name = \"ewc\", lam = 100}, "
+                            "{name = \"ewc\", lam = 1000}], see docs/compare.md)")
     return tuple(out)
 
 

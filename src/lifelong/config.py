@@ -115,15 +115,31 @@ class RunConfig:
         """Readable and derived from the whole config: the same config gives the same id.
 
         The strategy's hyper-parameters count with their defaults written out, so a changed
-        default gives a new id (the run is retrained, not wrongly reused).
+        default gives a new id (the run is retrained, not wrongly reused); so do the names, sizes
+        and modification times of the files in a ``source`` data folder (other files, other id).
         """
         from .strategies import resolved_hyperparameters  # lazy: strategies never import config
 
         data = self.to_dict()
         options = resolved_hyperparameters(self.strategy, **self.strategy_options)
         data["strategy_options"] = json.loads(json.dumps(options, default=str))
+        stamp = data_stamp(self.benchmark_options.get("source"))
+        if stamp:
+            data["data_stamp"] = stamp
         digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.benchmark}-{self.strategy}-s{self.train.seed}-{digest}"
+
+
+def data_stamp(source: Any) -> str | None:
+    """A digest of the files of a data folder (names, sizes, modification times); None for the
+    embedded digits or a path that is not a folder."""
+    if not isinstance(source, (str, Path)) or str(source) in ("", "mnist5k", "embedded"):
+        return None
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return None
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
+    return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:10]
 
 
 def check_table(name: str, value: Any) -> None:

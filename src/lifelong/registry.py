@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,21 @@ class Registry:
         except KeyError:
             known = ", ".join(sorted(self._entries))
             raise LifelongError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def check_options(self, name: str, options: dict[str, Any], what: str = "option") -> None:
+        """Refuse, in one line naming the known ones, an option ``name``'s factory does not take."""
+        try:
+            params = inspect.signature(self.get(name)).parameters
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        known = [k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        known = [k for k in known if k not in ("input_shape", "num_classes")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise LifelongError(f"{self.kind} {name!r} has no {what} {unknown[0]!r}; its {what}s: "
+                                f"{', '.join(known) or 'none'}")
 
     def names(self) -> list[str]:
         return sorted(self._entries)

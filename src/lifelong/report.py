@@ -153,6 +153,13 @@ def _pm(mean: float, half: float, seeds: int, scale: float = 100.0, digits: int 
     return text + (f" ± {scale * half:.{digits}f}" if seeds > 1 else "")
 
 
+KEY = ("\nACC: mean accuracy over all tasks after the last · BWT: mean change on each earlier task "
+       "since just after learning it (negative: forgetting) · FWT: accuracy on each task before "
+       "training on it, minus the untrained model's · forgetting: mean drop from each earlier "
+       "task's best accuracy · wall time: the whole run, evaluation included · memory: learned "
+       "state kept between tasks (README, Metrics)\n")
+
+
 def markdown_table(collected: Collected) -> str:
     head = ["benchmark", "method", "seeds", "ACC (%)", "BWT (%)", "FWT (%)", "forgetting (%)",
             "wall time (s)", "memory (MB)", "parameters"]
@@ -166,7 +173,7 @@ def markdown_table(collected: Collected) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     seeds = max(len(runs) for groups in collected.values() for runs in groups.values())
     note = ("\nmean ± 95% confidence interval over seeds (Student's t)\n" if seeds > 1 else "")
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n" + note + KEY
 
 
 def csv_table(collected: Collected) -> str:

@@ -177,6 +177,7 @@ def split(
 def make_benchmark(name: str, **options) -> Stream:
     """Build a registered stream by name, e.g. ``make_benchmark("rotated-mnist")``."""
     factory = BENCHMARKS.get(name)
+    BENCHMARKS.check_options(name, options)
     try:
         return factory(**options)
     except TypeError as exc:

@@ -14,6 +14,7 @@ from .mlp import MLP
 def make_model(name: str, input_shape, num_classes: int, **options) -> nn.Module:
     """Build a registered model for a stream's input shape and number of classes."""
     factory = MODELS.get(name)
+    MODELS.check_options(name, options)
     try:
         return factory(input_shape, num_classes, **options)
     except TypeError as exc:

@@ -23,6 +23,7 @@ def make_strategy(name: str, **hyperparameters) -> Strategy:
     """Build a registered strategy, e.g. ``make_strategy("ewc", lam=100)``."""
     load_all()
     factory = STRATEGIES.get(name)
+    STRATEGIES.check_options(name, hyperparameters, "hyper-parameter")
     try:
         return factory(**_words_for_text_options(factory, hyperparameters))
     except TypeError as exc:
