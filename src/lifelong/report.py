@@ -273,7 +273,8 @@ def html_page(folder: Path, collected: Collected) -> str:
             f'<figure class="heatmaps"><img alt="accuracy matrices of {html.escape(bench)}" '
             f'src="data:image/png;base64,{heat}"><figcaption>Row i: after training task i; column '
             f'j: accuracy on task j.</figcaption></figure></section>')
-    protocol = ", ".join(f"{k}={v}" for k, v in train.items() if k != "seed")
+    unused = {"seed"} | ({"momentum"} if train.get("optimizer") == "adam" else set())  # SGD's only
+    protocol = ", ".join(f"{k}={v}" for k, v in train.items() if k not in unused)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lifelong comparison</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}}
