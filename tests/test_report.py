@@ -155,3 +155,14 @@ def test_seeds_csv_has_one_row_per_run_and_table_csv_no_interval_for_one_seed(ru
     assert float(ewc0["acc"]) == pytest.approx((0.8 + 0.8 + 0.9) / 3) and float(ewc0["wall_time_s"]) == 10.0
     table = {r["method"]: r for r in csv.DictReader(io.StringIO((runs_folder / "table.csv").read_text()))}
     assert table["naive"]["acc_ci95"] == "" and float(table["ewc"]["acc_ci95"]) > 0
+
+
+def test_the_protocol_line_shows_momentum_only_for_sgd(tmp_path):
+    for optimizer in ("adam", "sgd"):
+        folder = tmp_path / optimizer
+        result = fake_result("naive", 0, [0.3, 0.6, 0.9])
+        result.config["train"] = {"seed": 0, "epochs": EPOCHS, "optimizer": optimizer, "momentum": 0.9}
+        save_result(result, folder / "naive-0")
+        main(["report", str(folder)])
+        page = (folder / "report.html").read_text()
+        assert ("momentum=0.9" in page) == (optimizer == "sgd")
