@@ -107,15 +107,16 @@ def _fingerprint(stream: Stream, model: nn.Module, strategy: Strategy, config: T
     """What a checkpoint of objects (not a config of names) must match to be resumed: the train
     options, the strategy and its hyper-parameters, and digests of the stream's tensors and of the
     model's names, shapes and initial values — so another data set, model or λ never resumes it."""
+    def add(digest, label: str, x: torch.Tensor) -> None:
+        digest.update(f"{label}{x.dtype}{tuple(x.shape)}".encode())
+        digest.update(x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+
     data, weights = hashlib.sha256(), hashlib.sha256()
     for task in stream.tasks:
-        data.update(f"{task.id}:{task.name}:{task.classes}".encode())
         for x in (task.x_train, task.y_train, task.x_test, task.y_test):
-            data.update(f"{x.dtype}{tuple(x.shape)}".encode())
-            data.update(x.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            add(data, f"{task.id}:{task.name}:{task.classes}", x)
     for name, value in model.state_dict().items():
-        weights.update(f"{name}{value.dtype}{tuple(value.shape)}".encode())
-        weights.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        add(weights, name, value)
     options = json.loads(json.dumps(strategy.hyperparameters(), default=str))
     return {"train": RunConfig(train=config).to_dict()["train"], "strategy": strategy.name,
             "strategy_options": options, "model": type(model).__name__,

@@ -167,10 +167,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run
-    from .config import check_out_folder
-
     config = build_run_config(args)
-    check_out_folder(args.out)
     from .progress import ProgressBar
 
     bar = ProgressBar(config.strategy, config.train.epochs)

@@ -138,7 +138,8 @@ def data_stamp(source: Any) -> str | None:
     folder = Path(source).expanduser()
     if not folder.is_dir():
         return None
-    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file())
+    stats = ((f.name, f.stat()) for f in folder.iterdir() if f.is_file())
+    files = sorted((name, s.st_size, s.st_mtime_ns) for name, s in stats)
     return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:10]
 
 

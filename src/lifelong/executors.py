@@ -109,8 +109,7 @@ def execute(
 def failure_text(exc: BaseException) -> str:
     """One line for a failed run: our own errors as they are, others with their type (the last
     line of a remote traceback, as Ray wraps them)."""
-    lines = str(exc).strip().splitlines() or [""]
-    text = lines[-1] if len(lines) > 1 else lines[0]
+    text = (str(exc).strip().splitlines() or [""])[-1]
     return text if isinstance(exc, LifelongError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 

@@ -15,6 +15,7 @@ from .data.streams import Stream, Task
 from .errors import LifelongError
 from .evaluate import evaluate_tasks
 from .metrics import all_metrics
+from .models.modes import eval_mode
 from .strategies.base import Batch, Strategy
 
 Progress = Callable[[dict[str, Any]], None]
@@ -152,7 +153,7 @@ def run_stream(
         try:
             optimizer.load_state_dict(optimizer_state)
         except (ValueError, KeyError, RuntimeError) as exc:
-                raise LifelongError(f"saved optimiser state does not fit the model: {exc}") from None
+            raise LifelongError(f"saved optimiser state does not fit the model: {exc}") from None
     for task in tasks[state.tasks_done :]:
         notify({"event": "task_start", "task": task.id, "name": task.name, "tasks": len(tasks)})
         start = time.perf_counter()
@@ -186,11 +187,10 @@ def run_stream(
 @torch.no_grad()
 def check_model_fits(model: nn.Module, strategy: Strategy, tasks: list[Task], num_classes: int) -> None:
     """One forward pass on two test examples of each task: a model that does not take the
-    stream's inputs, or gives fewer outputs than the stream has classes, is refused in one line
-    before any training (not as a shape error deep in torch)."""
-    was_training = model.training
-    model.eval()
-    try:
+    stream's inputs, returns something else than one tensor of logits, or gives another number of
+    outputs than the stream has classes, is refused in one line before any training (not as a
+    shape error deep in torch)."""
+    with eval_mode(model):
         for task in tasks:
             x = task.x_test[:2]
             try:
@@ -208,8 +208,6 @@ def check_model_fits(model: nn.Module, strategy: Strategy, tasks: list[Task], nu
                 raise LifelongError(f"the model gives outputs of shape {tuple(out.shape[1:])} per example, "
                                     f"but the stream has {num_classes} classes: give it exactly "
                                     f"{num_classes} outputs")
-    finally:
-        model.train(was_training)
 
 
 def summarize(state: StreamProgress) -> dict[str, float]:

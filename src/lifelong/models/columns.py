@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LifelongError
+from .modes import eval_mode
 
 WEIGHTED = (nn.Linear, nn.Conv2d)
 PARAMETER_FREE = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.MaxPool2d,
@@ -80,13 +81,11 @@ def parse_chain(model: nn.Module, method: str) -> Chain:
 @torch.no_grad()
 def check_chain(model: nn.Module, chain: Chain, x: torch.Tensor, method: str) -> None:
     """Raise unless running the chain gives the model's own output on ``x``."""
-    was_training = model.training
-    model.eval()
-    try:
-        same = torch.allclose(chain.forward(x), model(x), atol=1e-5)
-    except RuntimeError:  # the layers' shapes do not even fit in the order they are defined
-        same = False
-    model.train(was_training)
+    with eval_mode(model):
+        try:
+            same = torch.allclose(chain.forward(x), model(x), atol=1e-5)
+        except RuntimeError:  # the layers' shapes do not even fit in the order they are defined
+            same = False
     if not same:
         raise LifelongError(
             f"{method} needs a feed-forward model whose layers run in the order they are defined, "

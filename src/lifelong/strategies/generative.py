@@ -60,6 +60,7 @@ from ..checks import check_choice, check_count, check_counts, check_number
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from ..models.heads import mask_logits
+from ..models.modes import eval_mode
 from ..models.vae import VAE, sample_grid_png
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
@@ -187,13 +188,8 @@ class GenerativeReplay(Strategy):
             t = self.class_task_.to(x.device)[cond]
         else:
             t = torch.full((n,), self.tasks_seen_ - 1, dtype=torch.long, device=x.device)
-        was_training = model.training
-        model.eval()  # the previous learner answers as at test time (BatchNorm, Dropout), as in lwf
-        try:
-            with torch.no_grad():
-                old = functional_call(model, self.previous_, (x,))
-        finally:
-            model.train(was_training)
+        with torch.no_grad(), eval_mode(model):  # the previous learner answers as at test time
+            old = functional_call(model, self.previous_, (x,))
         with torch.no_grad():
             old = mask_logits(old, t, self.class_mask_)
             old = old.masked_fill(~self.seen_classes_.to(old.device), torch.finfo(old.dtype).min / 2)

@@ -28,6 +28,7 @@ from torch import nn
 from ..checks import check_choice, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
+from ..models.modes import eval_mode
 from .base import Batch, Strategy
 
 Params = dict[str, torch.Tensor]
@@ -209,12 +210,8 @@ class QuadraticPenalty(Strategy):
         return 2.0 * self.lam * omega * (param.detach() - self.anchor_[name])
 
     def after_task(self, model: nn.Module, task: Task) -> None:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             omega = {n: w.detach().float().clone() for n, w in self.estimate(model, task).items()}
-        finally:
-            model.train(was_training)
         anchor = {n: p.detach().clone() for n, p in trainable(model).items()}
         self.merge_importance(omega, anchor)
 

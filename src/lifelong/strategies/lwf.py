@@ -35,6 +35,7 @@ from torch import nn
 from ..checks import check_number
 from ..data.streams import Task
 from ..models.heads import mask_logits
+from ..models.modes import eval_mode
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
 
@@ -92,12 +93,8 @@ class LwF(Strategy):
 
     @torch.no_grad()
     def old_logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             return torch.func.functional_call(model, self.old_model_, (x,))
-        finally:
-            model.train(was_training)
 
     def loss(self, model: nn.Module, batch: Batch, task: Task) -> torch.Tensor:
         x, y, t = batch

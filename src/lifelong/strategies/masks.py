@@ -21,6 +21,7 @@ from torch import nn
 
 from ..data.streams import Task
 from ..models.columns import Chain, parse_chain
+from ..models.modes import eval_mode
 from .base import Batch, Strategy
 
 FREE = 0
@@ -130,14 +131,12 @@ def split_holdout(data: Batch, fraction: float, seed: int) -> tuple[Batch, Batch
 @torch.no_grad()
 def batch_accuracy(strategy: Strategy, model: nn.Module, data: Batch, batch_size: int = 2048) -> float:
     """Accuracy of the strategy's (task-routed, masked) logits on ``data``."""
-    was_training = model.training
-    model.eval()
     x, y, t = data
     correct = 0
-    for start in range(0, x.shape[0], batch_size):
-        sl = slice(start, start + batch_size)
-        correct += int((strategy.logits(model, x[sl], t[sl]).argmax(1) == y[sl]).sum())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, x.shape[0], batch_size):
+            sl = slice(start, start + batch_size)
+            correct += int((strategy.logits(model, x[sl], t[sl]).argmax(1) == y[sl]).sum())
     return correct / max(1, x.shape[0])
 
 
