@@ -108,8 +108,8 @@ SETTING = ("strategy_options", "model", "model_options", "train")
 def _group(results: list[RunResult]) -> Collected:
     """Ad-hoc runs: a method is a strategy with its options, model and training settings (labelled
     by a short hash where one strategy appears with several); only seeds of the same method are
-    pooled. A benchmark
-    run with several option sets (e.g. other angles) is likewise split by a short hash."""
+    pooled. A benchmark run with several option sets (e.g. other angles) is likewise split by a
+    short hash."""
     def key(r: RunResult, *fields: str) -> str:
         picked = {f: r.config.get(f) for f in fields}
         if "train" in picked and isinstance(picked["train"], dict):  # seeds are what is pooled
@@ -153,11 +153,13 @@ def _pm(mean: float, half: float, seeds: int, scale: float = 100.0, digits: int 
     return text + (f" ± {scale * half:.{digits}f}" if seeds > 1 else "")
 
 
-KEY = ("\nACC: mean accuracy over all tasks after the last · BWT: mean change on each earlier task "
+KEY = ("ACC: mean accuracy over all tasks after the last · BWT: mean change on each earlier task "
        "since just after learning it (negative: forgetting) · FWT: accuracy on each task before "
        "training on it, minus the untrained model's · forgetting: mean drop from each earlier "
        "task's best accuracy · wall time: the whole run, evaluation included · memory: learned "
-       "state kept between tasks (README, Metrics)\n")
+       "state kept between tasks (stored examples, importances, old weights) · parameters: the "
+       "model's size at the end (README, Metrics)")
+"""The columns' meaning, under the Markdown table and on the HTML page."""
 
 
 def markdown_table(collected: Collected) -> str:
@@ -173,7 +175,7 @@ def markdown_table(collected: Collected) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     seeds = max(len(runs) for groups in collected.values() for runs in groups.values())
     note = ("\nmean ± 95% confidence interval over seeds (Student's t)\n" if seeds > 1 else "")
-    return "\n".join(lines) + "\n" + note + KEY
+    return "\n".join(lines) + "\n" + note + "\n" + KEY + "\n"
 
 
 def csv_table(collected: Collected) -> str:
@@ -286,11 +288,7 @@ figcaption{{color:#555;font-size:.9em}}</style></head><body>
 <p>Protocol: {html.escape(protocol)}. Environment: Python {env.get("python", "?")}, torch
 {env.get("torch", "?")}, device {env.get("device", "?")}.</p>
 {"".join(parts)}
-<p>ACC: mean final accuracy; BWT: mean change on old tasks after learning the rest (negative =
-forgetting); FWT: zero-shot gain on a task before training it, over the untrained model;
-forgetting: mean drop from each task's best accuracy; memory: learned state a method keeps
-between tasks (stored examples, importances, old weights) at the end; time: wall time per run.
-With several seeds: mean ± 95% confidence interval (Student's t).</p>
+<p>{html.escape(KEY)}. With several seeds: mean ± 95% confidence interval (Student's t).</p>
 <script>/* marks what the browser rendered (checked by the test suite in headless Chromium) */
 window.addEventListener("load", () => {{
   for (const f of document.querySelectorAll("figure.learning-curve")) {{
