@@ -36,7 +36,14 @@ from .config import TrainConfig
 from .data.streams import Stream
 from .errors import LifelongError
 from .results import accuracy_problem, atomic_write, curve_problem, finite_number
-from .saved_state import check_strategy_shapes, json_digest, section, shared_aliases, tensor_refs
+from .saved_state import (
+    check_strategy_shapes,
+    json_digest,
+    load_strategy_state,
+    model_mismatch,
+    section,
+    state_tensors,
+)
 from .strategies.base import Strategy
 from .train import StreamProgress
 
@@ -63,10 +70,7 @@ def save_checkpoint(run_dir: str | Path, config: dict[str, Any], model: nn.Modul
                     progress: StreamProgress, generator: torch.Generator, elapsed: float = 0.0) -> Path:
     """Write the state after ``progress.tasks_done`` tasks; returns the checkpoint folder."""
     folder = Path(run_dir) / CHECKPOINT_DIR
-    tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in model.state_dict().items()}
-    s_tensors, s_structure = strategy.state_dict()
-    aliases = shared_aliases(strategy)
-    tensors.update({f"strategy/{k}": v for k, v in s_tensors.items() if k not in aliases})
+    tensors, s_structure, aliases = state_tensors(model, strategy)
     opt_structure = _flatten_optimizer(optimizer.state_dict(), tensors) if optimizer else None
     tensors["rng/generator"] = generator.get_state()
     tensors["rng/torch"] = torch.get_rng_state()
@@ -185,8 +189,6 @@ def _parse(folder: Path, what: str, step: Any) -> Any:
         raise _damaged(folder, f"bad {what}: {type(exc).__name__}: {exc}") from None
 
 
-
-
 def _progress(meta: dict[str, Any], tasks: int) -> StreamProgress:
     progress = StreamProgress(**meta["progress"])
     n = len(progress.accuracy_matrix) if isinstance(progress.accuracy_matrix, list) else 0
@@ -210,24 +212,17 @@ def _kind(value: Any) -> str | None:
 def _load_strategy(strategy: Strategy, meta: dict, tensors: dict, expected: dict[str, str | None]) -> None:
     """Check the saved state has every learned attribute the fresh strategy has, each of the
     same kind, then load it."""
-    structure, aliases = meta["strategy"], meta.get("strategy_aliases") or {}
-    s_tensors = section(tensors, "strategy/")
-    s_tensors.update({alias: s_tensors[target] for alias, target in aliases.items()})
-    missing = sorted(tensor_refs(structure) - set(s_tensors))
-    if missing:
-        raise ValueError(f"lacks strategy tensor {missing[0]!r}")
+    structure = meta["strategy"]
     if not all(isinstance(k, str) and _LEARNED.fullmatch(k) for k in structure):
         raise ValueError("a saved attribute is not learned state (name_)")
     absent = sorted(set(expected) - set(structure))
     if absent:
         raise ValueError(f"lacks {absent[0]!r} of strategy {strategy.name!r}")
-    strategy.load_state_dict(s_tensors, structure)
+    load_strategy_state(strategy, structure, meta.get("strategy_aliases") or {}, tensors)
     restored = {k: _kind(v) for k, v in strategy._learned().items()}
     wrong = [k for k, kind in expected.items() if kind and restored[k] != kind]
     if wrong:
         raise ValueError(f"{wrong[0]!r} holds a {restored[wrong[0]]}, not a {expected[wrong[0]]}")
-
-
 
 
 def _set_rngs(meta: dict[str, Any], tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
@@ -243,20 +238,12 @@ def _set_rngs(meta: dict[str, Any], tensors: dict[str, torch.Tensor], generator:
         torch.cuda.set_rng_state_all(cuda)
 
 
-
-
 def _load_model(model: nn.Module, saved: dict[str, torch.Tensor], folder: Path) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in saved.items()}
-    if expected != got:
-        diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
-        raise LifelongError(f"checkpoint in {folder} does not match the model ({diff[0]!r} differs); "
+    differs = model_mismatch(model, saved)
+    if differs:
+        raise LifelongError(f"checkpoint in {folder} does not match the model ({differs!r} differs); "
                             f"{_fix(folder)}")
     model.load_state_dict(saved, strict=True)
-
-
-
-
 
 
 def _flatten_optimizer(state: dict[str, Any], out: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -27,7 +27,14 @@ from torch import nn
 
 from .errors import LifelongError
 from .results import atomic_write
-from .saved_state import check_strategy_shapes, json_digest, section, shared_aliases, tensor_refs
+from .saved_state import (
+    check_strategy_shapes,
+    json_digest,
+    load_strategy_state,
+    model_mismatch,
+    section,
+    state_tensors,
+)
 from .strategies import Strategy, make_strategy
 
 FORMAT, VERSION = "lifelong-learner", 1
@@ -39,10 +46,7 @@ def save_learner(folder: str | Path, model: nn.Module, strategy: Strategy) -> Pa
     folder = Path(folder)
     if not hasattr(strategy, "num_tasks_"):
         raise LifelongError("save_learner: the strategy has not been trained yet (fit it first)")
-    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
-    s_tensors, structure = strategy.state_dict()
-    aliases = shared_aliases(strategy)
-    tensors.update({f"strategy/{k}": v for k, v in s_tensors.items() if k not in aliases})
+    tensors, structure, aliases = state_tensors(model, strategy)
     if strategy.class_mask_ is not None:
         tensors["setup/class_mask"] = strategy.class_mask_
     blob = safetensors.torch.save({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()})
@@ -72,22 +76,18 @@ def load_learner(folder: str | Path, model: nn.Module) -> tuple[nn.Module, Strat
         strategy.class_mask_ = tensors.get("setup/class_mask")
         strategy.num_tasks_, strategy.task_aware_ = int(setup["num_tasks"]), bool(setup["task_aware"])
         strategy.seed_, strategy.config = int(setup["seed"]), None
-        s_tensors = section(tensors, "strategy/")
-        s_tensors.update({alias: s_tensors[target] for alias, target in meta["aliases"].items()})
-        missing = sorted(tensor_refs(meta["state"]) - set(s_tensors))
-        if missing:
-            raise KeyError(missing[0])
-        strategy.load_state_dict(s_tensors, meta["state"])
+        load_strategy_state(strategy, meta["state"], meta["aliases"], tensors)
         model = strategy.restore_model(model)
     except LifelongError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
         raise _damaged(folder, f"bad strategy state: {type(exc).__name__}: {exc}") from None
     saved = section(tensors, "model/")
-    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
-    if expected != {k: list(v.shape) for k, v in saved.items()}:
-        raise LifelongError(f"the learner in {folder} was saved from another model ({meta['model']['class']} "
-                            "with other layers or shapes); build the same architecture and load again")
+    differs = model_mismatch(model, saved)
+    if differs:
+        raise LifelongError(f"the learner in {folder} was saved from another model "
+                            f"({meta['model']['class']}; {differs!r} differs); build the same "
+                            "architecture and load again")
     model.load_state_dict(saved, strict=True)
     try:
         check_strategy_shapes(strategy, model)

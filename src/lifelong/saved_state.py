@@ -72,3 +72,32 @@ def tensor_refs(structure: Any) -> set[str]:
     if isinstance(structure, list):
         return set().union(*(tensor_refs(v) for v in structure))
     return set()
+
+
+def state_tensors(model: nn.Module, strategy: Strategy) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """``model/…`` and ``strategy/…`` tensors to save (a strategy tensor sharing another's memory
+    saved once), the strategy's JSON structure, and those aliases."""
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    s_tensors, structure = strategy.state_dict()
+    aliases = shared_aliases(strategy)
+    tensors.update({f"strategy/{k}": v for k, v in s_tensors.items() if k not in aliases})
+    return tensors, structure, aliases
+
+
+def load_strategy_state(strategy: Strategy, structure: dict, aliases: dict, tensors: dict) -> None:
+    """Load what ``state_tensors`` saved: aliases shared again, every tensor the structure names
+    present (else a ValueError naming the first missing one)."""
+    s_tensors = section(tensors, "strategy/")
+    s_tensors.update({alias: s_tensors[target] for alias, target in aliases.items()})
+    missing = sorted(tensor_refs(structure) - set(s_tensors))
+    if missing:
+        raise ValueError(f"lacks strategy tensor {missing[0]!r}")
+    strategy.load_state_dict(s_tensors, structure)
+
+
+def model_mismatch(model: nn.Module, saved: dict[str, torch.Tensor]) -> str | None:
+    """The first parameter or buffer whose name or shape differs between ``model`` and ``saved``."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in saved.items()}
+    diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
+    return diff[0] if diff else None
