@@ -15,6 +15,7 @@ from .config import RunConfig, TrainConfig, check_out_folder, make_train_config
 from .data.benchmarks import make_benchmark
 from .data.streams import Stream
 from .errors import LifelongError
+from .metrics import continued_metrics
 from .models import make_model
 from .results import (
     RunResult,
@@ -37,6 +38,7 @@ def fit(
     run_config: dict | None = None,
     run_dir: str | Path | None = None,
     checkpoint: bool = False,
+    first_task: int = 0,
 ) -> tuple[nn.Module, RunResult]:
     """Train ``model`` on ``stream`` under ``strategy``; returns the model and its result.
 
@@ -49,6 +51,12 @@ def fit(
     options, strategy, hyper-parameters, data and initial model) is resumed from its last task;
     the final numbers equal those of an uninterrupted run.
 
+    ``first_task`` = k goes on learning: ``model`` and ``strategy`` were trained on k tasks (by an
+    earlier ``fit``, or loaded with ``load_learner``) and ``stream`` holds those k tasks first,
+    then the new ones. Only the new tasks are trained, under the strategy's learned state; the
+    optimiser starts afresh. The result's ``initial_accuracy`` is the learner as given, its matrix
+    has a row per new task, and its metrics are ``metrics.continued_metrics``.
+
     >>> stream = make_benchmark("rotated-mnist")
     >>> model = make_model("mlp", stream.input_shape, stream.num_classes)
     >>> model, result = fit(stream, model, make_strategy("naive"))   # doctest: +SKIP
@@ -57,6 +65,7 @@ def fit(
     from . import checkpoint as ckpt
 
     stream, model, strategy, config = _checked_arguments(stream, model, strategy, config)
+    _check_first_task(strategy, stream, first_task, checkpoint and run_dir is not None)
     if run_config is None and checkpoint and run_dir is not None:
         run_config = _fingerprint(stream, model, strategy, config)
     run_config = run_config or {"train": RunConfig(train=config).to_dict()["train"],
@@ -69,9 +78,11 @@ def fit(
     generator = resumed.generator if resumed else torch.Generator().manual_seed(config.seed)
     before = resumed.elapsed if resumed else 0.0
     extra = {"resumed_after_task": resumed.progress.tasks_done} if resumed else {}
+    if first_task:
+        extra["first_task"] = first_task
 
     def on_task_end(model: nn.Module, optimizer, state) -> None:
-        task = stream.tasks[state.tasks_done - 1]
+        task = stream.tasks[first_task + state.tasks_done - 1]
         for name, data in strategy.artifacts(model, task).items():
             atomic_write(Path(run_dir) / name, data)
         if checkpoint:
@@ -82,7 +93,7 @@ def fit(
         stream, model, strategy, config, progress=progress,
         on_task_end=on_task_end if run_dir is not None else None,
         resume=resumed.progress if resumed else None, generator=generator,
-        optimizer_state=resumed.optimizer_state if resumed else None,
+        optimizer_state=resumed.optimizer_state if resumed else None, first_task=first_task,
     )
     device = str(resolve_device(config.device))
     result = RunResult(
@@ -91,7 +102,8 @@ def fit(
         task_names=[t.name for t in stream.tasks],
         initial_accuracy=state.initial_accuracy,
         accuracy_matrix=state.accuracy_matrix,
-        metrics=summarize(state),
+        metrics=(continued_metrics(state.accuracy_matrix, state.initial_accuracy, first_task)
+                 if first_task else summarize(state)),
         curve=state.curve,
         task_times=state.task_times,
         wall_time=before + time.perf_counter() - started,
@@ -121,6 +133,29 @@ def _fingerprint(stream: Stream, model: nn.Module, strategy: Strategy, config: T
     return {"train": RunConfig(train=config).to_dict()["train"], "strategy": strategy.name,
             "strategy_options": options, "model": type(model).__name__,
             "stream_sha256": data.hexdigest(), "model_sha256": weights.hexdigest()}
+
+
+def _check_first_task(strategy: Strategy, stream: Stream, first_task: int, checkpoint: bool) -> None:
+    """A trained strategy goes on only from the task after its last one (a fresh run would
+    silently keep its old penalties, memories or columns); a fresh one starts at task 0."""
+    learned = getattr(strategy, "tasks_learned_", 0)
+    if isinstance(first_task, bool) or not isinstance(first_task, int) or first_task < 0:
+        raise LifelongError(f"fit: first_task must be a task index (an integer ≥ 0), got {first_task!r}")
+    if learned and first_task == 0:
+        raise LifelongError(
+            f"fit: this {strategy.name} strategy has learned {learned} task(s) already; pass "
+            f"first_task={learned} to go on learning the stream's later tasks, or make a fresh strategy "
+            "(make_strategy) for a new run")
+    if first_task != learned:
+        raise LifelongError(
+            f"fit: first_task={first_task}, but the strategy has learned {learned} task(s); "
+            f"pass first_task={learned} with a stream that holds those tasks first")
+    if first_task and checkpoint:
+        raise LifelongError("fit: checkpoints are for whole runs; going on from first_task > 0 takes "
+                            "checkpoint=False (save the learner afterwards with save_learner)")
+    if first_task >= len(stream):
+        raise LifelongError(f"fit: first_task={first_task}, but the stream has only {len(stream)} tasks; "
+                            "give a stream with the learned tasks first, then the new ones")
 
 
 def _checked_arguments(stream, model, strategy, config):

@@ -9,9 +9,9 @@ A folder holds two files, as a checkpoint does, and nothing is pickled::
 ``load_learner(folder, model)`` takes a freshly built model of the same architecture (as
 ``torch``'s ``load_state_dict`` does), rebuilds what the strategy grew (PNN's columns, PackNet's
 masks, …) and returns ``(model, strategy)``: ``strategy.logits(model, x, task_ids)`` then gives
-the same outputs as the learner that was saved. Continuing to train a loaded learner on new tasks
-is not supported yet (a stream's tasks are numbered from 0, and ``fit`` sets a strategy up
-afresh); resume an interrupted run with its checkpoint instead.
+the same outputs as the learner that was saved. To go on learning new tasks, give ``fit`` a
+stream with the learned tasks first, then the new ones, and ``first_task`` = the number learned:
+``fit(stream, model, strategy, first_task=strategy.tasks_learned_)``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ TENSORS, META = "learner.safetensors", "learner.json"
 def save_learner(folder: str | Path, model: nn.Module, strategy: Strategy) -> Path:
     """Write ``model`` and ``strategy`` (after ``fit``) into ``folder``; returns the folder."""
     folder = Path(folder)
-    if not hasattr(strategy, "num_tasks_"):
+    if not getattr(strategy, "tasks_learned_", 0):
         raise LifelongError("save_learner: the strategy has not been trained yet (fit it first)")
     tensors, structure, aliases = state_tensors(model, strategy)
     if strategy.class_mask_ is not None:
@@ -54,7 +54,8 @@ def save_learner(folder: str | Path, model: nn.Module, strategy: Strategy) -> Pa
         "format": FORMAT, "version": VERSION, "strategy": strategy.name,
         "hyperparameters": strategy.hyperparameters(), "state": structure, "aliases": aliases,
         "setup": {"num_tasks": strategy.num_tasks_, "task_aware": strategy.task_aware_,
-                  "seed": strategy.seed_},
+                  "seed": strategy.seed_, "task_names": strategy.task_names_,
+                  "tasks_learned": strategy.tasks_learned_},
         "model": {"class": type(model).__name__,
                   "shapes": {k: list(v.shape) for k, v in model.state_dict().items()}},
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
@@ -76,6 +77,9 @@ def load_learner(folder: str | Path, model: nn.Module) -> tuple[nn.Module, Strat
         strategy.class_mask_ = tensors.get("setup/class_mask")
         strategy.num_tasks_, strategy.task_aware_ = int(setup["num_tasks"]), bool(setup["task_aware"])
         strategy.seed_, strategy.config = int(setup["seed"]), None
+        names = setup.get("task_names")  # absent in files of the first release: not checked then
+        strategy.task_names_ = None if names is None else [str(name) for name in names]
+        strategy.tasks_learned_ = int(setup.get("tasks_learned", strategy.num_tasks_))
         load_strategy_state(strategy, meta["state"], meta["aliases"], tensors)
         model = strategy.restore_model(model)
     except LifelongError:

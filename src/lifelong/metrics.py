@@ -74,3 +74,29 @@ def all_metrics(R: Matrix, r0: Sequence[float]) -> dict[str, float]:
         "forgetting": forgetting(R),
         "learning_accuracy": learning_accuracy(R),
     }
+
+
+def continued_metrics(R: Matrix, start: Sequence[float], first_task: int) -> dict[str, float]:
+    """The summary of a learner that, trained on tasks 1..k, went on to learn tasks k+1..T.
+
+    ``R`` has a row per new task (T − k rows of T columns), ``start`` the learner's accuracies
+    before it went on (T values) and ``first_task`` = k. The rows of tasks 1..k were measured
+    by an earlier run (if at all), so the paper's BWT, forgetting and FWT over all T tasks are
+    not defined here. Reported instead: ACC over all T tasks (the paper's, from the last row);
+    BWT, forgetting and learning accuracy of the new tasks (the paper's formulas on their
+    (T − k) × (T − k) block); and ``old_tasks_change`` = (1/k) Σ_{j≤k} (R_{T,j} − start_j), what the
+    learned tasks gained (negative: lost) while the new ones were learned."""
+    A = np.asarray(R, dtype=float)
+    b = np.asarray(start, dtype=float)
+    T = b.shape[0] if b.ndim == 1 else -1
+    if not 0 < first_task < T or A.shape != (T - first_task, T):
+        raise ValueError(f"a continued run of tasks {first_task + 1}..{T} needs {T - first_task} rows of "
+                         f"{T} accuracies and {T} starting accuracies, got {A.shape} and {b.shape}")
+    new = A[:, first_task:]
+    return {
+        "acc": float(A[-1].mean()),
+        "bwt": backward_transfer(new),
+        "forgetting": forgetting(new),
+        "learning_accuracy": learning_accuracy(new),
+        "old_tasks_change": float(np.mean(A[-1, :first_task] - b[:first_task])),
+    }

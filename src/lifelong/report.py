@@ -61,6 +61,10 @@ def collect(folder: str | Path, warn: Callable[[str], None] | None = None) -> Co
             if run_id is not None and result.run_id != run_id:
                 raise LifelongError(f"{run_dir / RESULT_FILE} holds run {result.run_id!r}, not "
                                     f"{run_id!r}; delete {run_dir} (or rerun with --force) to retrain it")
+            if result.extra.get("first_task"):
+                raise LifelongError(f"{run_dir} holds a continued fit (trained from task "
+                                    f"{result.extra['first_task']} on); a report compares runs of "
+                                    "whole streams")
             loaded.append((bench, method, result))
         except LifelongError as exc:
             damaged.append(str(exc))

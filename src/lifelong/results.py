@@ -87,6 +87,16 @@ _FIELDS = {"run_id": str, "config": dict, "task_names": list, "initial_accuracy"
            "environment": dict, "extra": dict}
 _REQUIRED = ("run_id", "config", "task_names", "initial_accuracy", "accuracy_matrix", "metrics")
 _METRICS = ("acc", "bwt", "fwt", "forgetting")
+_CONTINUED_METRICS = ("acc", "bwt", "forgetting", "old_tasks_change")
+
+
+def first_task(data: dict[str, Any]) -> int | None:
+    """The first task a result trained (``extra.first_task``, 0 for a whole stream: a continued
+    ``fit`` trained only the later tasks); None when it is not an index of the stream's tasks."""
+    extra = data.get("extra", {})
+    first = extra.get("first_task", 0) if isinstance(extra, dict) else None
+    ok = isinstance(first, int) and not isinstance(first, bool) and 0 <= first < len(data["task_names"])
+    return first if ok else None
 
 
 def result_problem(data: Any) -> str | None:
@@ -104,12 +114,17 @@ def result_problem(data: Any) -> str | None:
     names = data["task_names"]
     if not names or not all(isinstance(n, str) for n in names):
         return "task_names is not a non-empty list of names"
-    problem = (accuracy_problem(data["initial_accuracy"], data["accuracy_matrix"], len(names))
+    first = first_task(data)
+    if first is None:
+        return "extra.first_task is not a task index of the stream"
+    problem = (accuracy_problem(data["initial_accuracy"], data["accuracy_matrix"], len(names),
+                                len(names) - first)
                or curve_problem(data.get("curve", []), len(names)))
     if problem:
         return problem
     metrics = data["metrics"]
-    bad = [k for k in _METRICS if k not in metrics] + [k for k, v in metrics.items() if not finite_number(v)]
+    required = _CONTINUED_METRICS if first else _METRICS
+    bad = [k for k in required if k not in metrics] + [k for k, v in metrics.items() if not finite_number(v)]
     if bad:
         return f"metrics[{bad[0]!r}] is missing or not a finite number"
     if not all(finite_number(v, 0) for v in [*data.get("task_times", []), *data.get("memory_bytes", []),
@@ -158,11 +173,12 @@ def save_result(result: RunResult, run_dir: str | Path) -> Path:
     """Write config.json, result.json and the CSV tables into ``run_dir``."""
     run_dir = Path(run_dir)
     names = result.task_names
+    first = result.extra.get("first_task", 0)
     atomic_write(run_dir / "config.json", json.dumps(result.config, indent=2))
     atomic_write(
         run_dir / "accuracy_matrix.csv",
         _csv([["after", *names], ["init", *result.initial_accuracy]]
-             + [[names[i], *row] for i, row in enumerate(result.accuracy_matrix)]),
+             + [[names[first + i], *row] for i, row in enumerate(result.accuracy_matrix)]),
     )
     atomic_write(run_dir / "metrics.csv", _csv([list(result.metrics), list(result.metrics.values())]))
     if result.curve:
@@ -174,7 +190,7 @@ def save_result(result: RunResult, run_dir: str | Path) -> Path:
     atomic_write(
         run_dir / "task_times.csv",
         _csv([["task", "seconds", "memory_bytes", "parameters"]]
-             + [[names[i], t, m, s["parameters"]] for i, (t, m, s) in
+             + [[names[first + i], t, m, s["parameters"]] for i, (t, m, s) in
                 enumerate(zip(result.task_times, result.memory_bytes, result.model_sizes))]),
     )
     atomic_write(run_dir / RESULT_FILE, json.dumps(result.to_dict(), indent=2))

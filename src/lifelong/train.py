@@ -126,6 +126,7 @@ def run_stream(
     resume: StreamProgress | None = None,
     generator: torch.Generator | None = None,
     optimizer_state: dict[str, Any] | None = None,
+    first_task: int = 0,
 ) -> tuple[nn.Module, StreamProgress]:
     """Train ``model`` on every task of ``stream`` in order under ``strategy``.
 
@@ -135,6 +136,10 @@ def run_stream(
     and the progress record. ``resume`` continues after its last finished task; the caller
     restores model, strategy and RNG states first and passes the batch ``generator`` and, when
     the optimiser is kept across tasks, its ``optimizer_state`` (see ``lifelong.checkpoint``).
+
+    ``first_task`` = k > 0 goes on with a strategy (and model) trained on the stream's first k
+    tasks (``strategy.extend``): only tasks k… are trained, the initial row is the accuracy of the
+    learner as given, and the matrix has a row per new task.
     """
     device = resolve_device(config.device)
     model = model.to(device)
@@ -142,7 +147,11 @@ def run_stream(
     notify = progress or (lambda event: None)
     gen = generator or torch.Generator().manual_seed(config.seed)
     state = resume or StreamProgress()
-    if resume is None:
+    if resume is not None:  # the checkpoint has set the strategy up and loaded its state
+        strategy.tasks_learned_ = state.tasks_done
+    elif first_task:
+        strategy.extend(stream, config)
+    else:
         strategy.setup(stream, config)
     check_model_fits(model, strategy, tasks, stream.num_classes)
     if resume is None:
@@ -154,7 +163,7 @@ def run_stream(
             optimizer.load_state_dict(optimizer_state)
         except (ValueError, KeyError, RuntimeError) as exc:
             raise LifelongError(f"saved optimiser state does not fit the model: {exc}") from None
-    for task in tasks[state.tasks_done :]:
+    for task in tasks[first_task + state.tasks_done :]:
         notify({"event": "task_start", "task": task.id, "name": task.name, "tasks": len(tasks)})
         start = time.perf_counter()
         model = strategy.before_task(model, task).to(device)
@@ -174,6 +183,7 @@ def run_stream(
                 event["seen_mean"] = point["seen_mean"]
             notify(event)
         strategy.after_task(model, task)
+        strategy.tasks_learned_ = task.id + 1
         state.task_times.append(time.perf_counter() - start)
         state.accuracy_matrix.append(evaluate_tasks(model, strategy, tasks))
         state.memory_bytes.append(strategy.memory_bytes())

@@ -6,6 +6,8 @@ overrides only what it needs:
 
 =================================  ==============================================================
 ``setup(stream, config)``          once per run: remembers the stream's class mask and task count
+``extend(stream, config)``         instead of ``setup`` when a trained strategy goes on to the
+                                   later tasks of a longer stream (``fit(..., first_task=k)``)
 ``train_data(task)``               the tensors the loop iterates for this task (joint: all seen)
 ``epoch_repeats(task)``            passes over ``train_data`` per epoch (generative replay: one
                                    per task seen); default 1
@@ -39,7 +41,7 @@ from ..models.heads import mask_logits
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """(inputs, labels, task ids) — task ids are per example, so mixed batches work."""
 
-_SETUP_ATTRS = ("class_mask_", "num_tasks_", "task_aware_", "seed_")
+_SETUP_ATTRS = ("class_mask_", "num_tasks_", "task_aware_", "seed_", "task_names_", "tasks_learned_")
 
 
 class Strategy:
@@ -52,6 +54,47 @@ class Strategy:
     # ----------------------------------------------------------------- setup
     def setup(self, stream: Stream, config: Any) -> None:
         """Called once before training; records what the hooks need to know of the stream."""
+        self._check_scenario(stream)
+        self.class_mask_ = stream.class_mask()
+        self.num_tasks_ = len(stream)
+        self.task_aware_ = stream.task_aware
+        self.task_names_ = [task.name for task in stream]
+        self.tasks_learned_ = 0
+        self.seed_ = int(getattr(config, "seed", 0))
+        self.config = config
+
+    def extend(self, stream: Stream, config: Any) -> None:
+        """Called instead of ``setup`` when this strategy, trained on the first
+        ``tasks_learned_`` tasks, goes on to learn the rest of ``stream``: the stream must begin
+        with the tasks it learned (same names, scenario and classes per task). Records the longer
+        stream's facts, keeps every learned state (importances, memories, columns, RNG states) and
+        the seed. A strategy that sizes something by the stream overrides this."""
+        from ..errors import LifelongError
+
+        done = self.tasks_learned_
+        self._check_scenario(stream)
+        if stream.task_aware != self.task_aware_:
+            raise LifelongError(
+                f"the strategy learned a {'task' if self.task_aware_ else 'domain/class'}-incremental "
+                f"stream but {stream.name!r} is {stream.scenario}-incremental; continue on the same scenario")
+        if len(stream) <= done:
+            raise LifelongError(f"the stream has {len(stream)} tasks but the strategy learned {done} "
+                                "already; give the stream with the new tasks after the learned ones")
+        names = [task.name for task in stream][:done]
+        if self.task_names_ is not None and names != self.task_names_[:done]:
+            raise LifelongError(
+                f"the stream's first {done} tasks are {names} but the strategy learned "
+                f"{self.task_names_[:done]}; give the learned tasks first, in order, then the new ones")
+        mask = stream.class_mask()
+        if mask is not None and not torch.equal(mask[:done].cpu(), self.class_mask_[:done].cpu()):
+            raise LifelongError("the stream's first tasks hold other classes than the tasks the strategy "
+                                "learned; give the learned tasks first, with the same classes")
+        self.class_mask_ = mask
+        self.num_tasks_ = len(stream)
+        self.task_names_ = [task.name for task in stream]
+        self.config = config
+
+    def _check_scenario(self, stream: Stream) -> None:
         from ..errors import LifelongError
 
         if self.needs_task_identity and not stream.task_aware:
@@ -60,11 +103,6 @@ class Strategy:
                 f"weights, but stream {stream.name!r} is {stream.scenario}-incremental; "
                 "use scenario='task' (e.g. --scenario task)"
             )
-        self.class_mask_ = stream.class_mask()
-        self.num_tasks_ = len(stream)
-        self.task_aware_ = stream.task_aware
-        self.seed_ = int(getattr(config, "seed", 0))
-        self.config = config
 
     # ----------------------------------------------------------------- hooks
     def train_data(self, task: Task) -> Batch:

@@ -116,6 +116,24 @@ class GenerativeReplay(Strategy):
     # ----------------------------------------------------------------- setup
     def setup(self, stream: Stream, config) -> None:
         super().setup(stream, config)
+        self._stream_facts(stream)
+        self.seen_classes_ = torch.zeros(stream.num_classes, dtype=torch.bool)
+        self.tasks_seen_ = 0
+        self.generator_, self.previous_, self.generator_loss_ = {}, {}, []
+
+    def extend(self, stream: Stream, config) -> None:
+        """Going on to new tasks keeps the generator; its condition input must keep its size."""
+        if self.condition_ == "task" and len(stream) != self.num_conditions_:
+            raise LifelongError(
+                f"generative-replay's generator is conditioned on the {self.num_conditions_} tasks it "
+                f"learned and cannot take a {len(stream)}-task stream; train it on the whole stream "
+                "from the start (or use condition='class', sized by the classes)")
+        super().extend(stream, config)
+        self._stream_facts(stream)
+
+    def _stream_facts(self, stream: Stream) -> None:
+        """The condition kind and size, class → task map and input shape; refuses inputs outside
+        [0, 1] and classes that several tasks share under condition='class'."""
         kind = self.condition
         if kind == "auto":
             kind = "task" if stream.task_aware else "class"
@@ -142,9 +160,6 @@ class GenerativeReplay(Strategy):
         self.num_conditions_ = {"class": stream.num_classes, "task": len(stream), "none": 0}[kind]
         self.class_task_ = mask.float().argmax(0) if mask is not None else None
         self.input_shape_ = [int(s) for s in stream.input_shape]
-        self.seen_classes_ = torch.zeros(stream.num_classes, dtype=torch.bool)
-        self.tasks_seen_ = 0
-        self.generator_, self.previous_, self.generator_loss_ = {}, {}, []
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         self._rng = torch.Generator().manual_seed(1_000_003 * getattr(self, "seed_", 0) + task.id)
