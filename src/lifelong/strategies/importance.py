@@ -67,6 +67,17 @@ def trainable(model: nn.Module) -> Params:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
+def estimation_sample(strategy: Strategy, task: Task, samples: int | None = None) -> Batch:
+    """The task's own training data (not a replay mix), or a subset of ``samples`` examples seeded
+    by the run's seed and the task: what an importance estimate runs over."""
+    x, y, t = Strategy.train_data(strategy, task)
+    if samples is not None and samples < x.shape[0]:
+        gen = torch.Generator().manual_seed(strategy.seed_ * 7919 + task.id)
+        idx = torch.randperm(x.shape[0], generator=gen)[:samples].to(x.device)
+        x, y, t = x[idx], y[idx], t[idx]
+    return x, y, t
+
+
 def buffer_like(param: torch.Tensor) -> torch.Tensor:
     """An uninitialised contiguous scratch tensor with ``param``'s shape, dtype and device."""
     return torch.empty_like(param, memory_format=torch.contiguous_format)
@@ -105,12 +116,7 @@ class QuadraticPenalty(Strategy):
 
     def estimation_data(self, task: Task, samples: int | None = None) -> Batch:
         """The task's training data, or a seeded subset of ``samples`` examples."""
-        x, y, t = Strategy.train_data(self, task)
-        if samples is not None and samples < x.shape[0]:
-            gen = torch.Generator().manual_seed(self.seed_ * 7919 + task.id)
-            idx = torch.randperm(x.shape[0], generator=gen)[:samples].to(x.device)
-            x, y, t = x[idx], y[idx], t[idx]
-        return x, y, t
+        return estimation_sample(self, task, samples)
 
     def task_outputs(self, model: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The network's outputs with other tasks' heads zeroed (multi-head streams)."""
