@@ -32,7 +32,7 @@ from lifelong.models import make_model
 from lifelong.strategies import make_strategy
 from lifelong.strategies.importance import hyperparameter_preset
 
-METHODS = ["naive", "joint", "l2", "ewc", "online-ewc", "mas", "si", "rwalk", "scp"]
+METHODS = ["naive", "joint", "l2", "ewc", "online-ewc", "mas", "si", "rwalk", "scp", "kfac"]
 SEARCH_GRID = {
     "l2": [0.01, 0.1, 0.3, 1.0],
     "ewc": [100.0, 300.0, 1000.0, 10000.0],
@@ -41,10 +41,11 @@ SEARCH_GRID = {
     "si": [100.0, 1000.0, 3000.0, 10000.0, 100000.0],
     "rwalk": [100.0, 1000.0, 3000.0, 10000.0, 30000.0, 100000.0, 1000000.0],
     "scp": [100.0, 1000.0, 3000.0, 10000.0],
+    "kfac": [1.0, 3.0, 5.0, 10.0],
 }
 """λ values tried by ``--search``: three decades around 1 / (mean Ω after one task), extended
 upwards where the best sat at the top (SI, RWalk), then the half-decade (×√10 ≈ 3) between the
-best and its better neighbour (RWalk: both sides)."""
+best and its better neighbour (RWalk: both sides). kfac's grid was run at 10 epochs (``--epochs 10``)."""
 
 
 def one_run(method: str, seed: int, epochs: int, params: dict, validation: bool) -> dict:
