@@ -55,13 +55,10 @@ class Strategy:
     def setup(self, stream: Stream, config: Any) -> None:
         """Called once before training; records what the hooks need to know of the stream."""
         self._check_scenario(stream)
-        self.class_mask_ = stream.class_mask()
-        self.num_tasks_ = len(stream)
+        self._record_stream(stream, config)
         self.task_aware_ = stream.task_aware
-        self.task_names_ = [task.name for task in stream]
         self.tasks_learned_ = 0
         self.seed_ = int(getattr(config, "seed", 0))
-        self.config = config
 
     def extend(self, stream: Stream, config: Any) -> None:
         """Called instead of ``setup`` when this strategy, trained on the first
@@ -89,7 +86,11 @@ class Strategy:
         if mask is not None and not torch.equal(mask[:done].cpu(), self.class_mask_[:done].cpu()):
             raise LifelongError("the stream's first tasks hold other classes than the tasks the strategy "
                                 "learned; give the learned tasks first, with the same classes")
-        self.class_mask_ = mask
+        self._record_stream(stream, config)
+
+    def _record_stream(self, stream: Stream, config: Any) -> None:
+        """What ``setup`` and ``extend`` both record of the stream (and the run's config)."""
+        self.class_mask_ = stream.class_mask()
         self.num_tasks_ = len(stream)
         self.task_names_ = [task.name for task in stream]
         self.config = config
