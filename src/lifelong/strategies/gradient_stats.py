@@ -62,11 +62,16 @@ def per_sample_gradient_stat(
 def _linear_owners(model: nn.Module, params: Params) -> dict[str, nn.Linear] | None:
     """The Linear modules owning every trainable parameter, or None if some other module does."""
     owners = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    return owners if outside_linear(owners, params) is None else None
+
+
+def outside_linear(owners: dict[str, nn.Linear], params: Params) -> str | None:
+    """The first parameter name that is not the weight or bias of one of ``owners``; None if none."""
     for pname in params:
         module, _, leaf = pname.rpartition(".")
         if module not in owners or leaf not in ("weight", "bias"):
-            return None
-    return owners
+            return pname
+    return None
 
 
 def _linear_stats(model, owners, params, sample_losses, data, fn) -> Params | None:

@@ -39,6 +39,7 @@ from ..errors import LifelongError
 from ..models.modes import eval_mode
 from ..registry import STRATEGIES
 from .base import Strategy
+from .gradient_stats import outside_linear
 from .importance import estimation_sample, trainable
 
 FISHER_KINDS = ("true", "empirical")
@@ -51,11 +52,10 @@ def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
     """The model's Linear layers that have trainable weights, by module name; refuses a model with
     trainable parameters anywhere else."""
     layers = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.weight.requires_grad}
-    for name in trainable(model):
-        module, _, leaf = name.rpartition(".")
-        if module not in layers or leaf not in ("weight", "bias"):
-            raise LifelongError(f"kfac factors the Fisher of nn.Linear layers only, but the trainable "
-                                f"parameter {name!r} belongs to another layer; use ewc for this model")
+    name = outside_linear(layers, trainable(model))
+    if name is not None:
+        raise LifelongError(f"kfac factors the Fisher of nn.Linear layers only, but the trainable "
+                            f"parameter {name!r} belongs to another layer; use ewc for this model")
     return layers
 
 
