@@ -85,9 +85,9 @@ def build_run_config(args: argparse.Namespace):
     if args.scenario is not None:
         data["benchmark_options"]["scenario"] = args.scenario
     if hparams:
-        from .compare import _hyperparameter_preset
+        from .strategies.importance import hyperparameter_preset
 
-        defaults = _hyperparameter_preset(hparams, data.get("strategy", "naive"))
+        defaults = hyperparameter_preset(hparams, data.get("strategy", "naive"))
         data["strategy_options"] = {**defaults, **data["strategy_options"]}
     data["train"] = make_train_config(train)
     return RunConfig.from_dict(data)

@@ -26,11 +26,10 @@ from typing import Any
 
 from .config import PRESETS, SEED_LIMIT, RunConfig, check_out_folder, check_table, make_train_config
 from .errors import LifelongError
-from .results import RunResult, atomic_write
+from .results import COMPARISON_FILE, RUNS_DIR, RunResult, atomic_write
 
 DEFAULT_STRATEGIES = ("naive", "ewc", "mas", "si", "rwalk", "scp", "joint")
 DEFAULT_LABELS = {"naive": "naive (baseline)"}
-COMPARISON_FILE, RUNS_DIR = "comparison.json", "runs"
 KEYS = {"benchmark", "benchmarks", "benchmark_options", "strategies", "params", "seeds", "seed",
         "preset", "train", "hparams", "model", "model_options"}
 
@@ -153,6 +152,8 @@ class Comparison:
 
 def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None = None,
              hparams: str | None = None) -> tuple[Entry, ...]:
+    from .strategies.importance import hyperparameter_preset
+
     if isinstance(items, str) or not isinstance(items, list):
         items = [items]
     out: list[Entry] = []
@@ -168,7 +169,7 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
                     else name)
         options = {**shared, **item}
         if kind == "strategy":
-            preset = _hyperparameter_preset(hparams, name) if hparams else {}
+            preset = hyperparameter_preset(hparams, name) if hparams else {}
             explicit = {**(params or {}).get(name, {}), **item}
             options = {**preset, **explicit}
             if given is None and explicit:  # the report then says which λ (or other value) it shows
@@ -182,15 +183,6 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
                             "(in a comparison TOML file: strategies = [{name = \"ewc\", lam = 100}, "
                             "{name = \"ewc\", lam = 1000}], see docs/compare.md)")
     return tuple(out)
-
-
-def _hyperparameter_preset(preset: str, strategy: str) -> dict[str, Any]:
-    """A named hyper-parameter preset (``course``, ``tuned``); {} for strategies it omits."""
-    try:
-        from .strategies.importance import hyperparameter_preset
-    except ImportError:
-        raise LifelongError("hyper-parameter presets need lifelong.strategies.importance") from None
-    return hyperparameter_preset(preset, strategy)
 
 
 def write_plan(out: Path, runs: list[PlannedRun], comparison: Comparison) -> None:

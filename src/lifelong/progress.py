@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .results import RunResult
+from .results import RunResult, safe_name
 
 
 def _duration(seconds: float) -> str:
@@ -147,7 +147,7 @@ class TensorBoardLogger:
     def __call__(self, run: Any, result: RunResult) -> None:
         if self.writer_factory is None:
             return
-        writer = self.writer_factory(str(self.logdir / _safe(run.benchmark) / _safe(run.method)
+        writer = self.writer_factory(str(self.logdir / safe_name(run.benchmark) / safe_name(run.method)
                                          / f"s{run.seed}"))
         for step, point in enumerate(result.curve, start=1):
             writer.add_scalar("seen_mean_accuracy", point["seen_mean"], step)
@@ -156,7 +156,3 @@ class TensorBoardLogger:
             for j, acc in enumerate(point.get("accuracy", [])):
                 writer.add_scalar(f"accuracy/{result.task_names[j]}", acc, step)
         writer.close()
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -18,13 +18,23 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .compare import COMPARISON_FILE, RUNS_DIR
 from .errors import LifelongError
+from .metrics import MEGABYTES, METRICS, SECONDS, Format
 from .plots import Groups, heatmaps, learning_curve, save_figure
-from .results import RESULT_FILE, RunResult, atomic_write, load_result
+from .results import (
+    COMPARISON_FILE,
+    RESULT_FILE,
+    RUNS_DIR,
+    RunResult,
+    atomic_write,
+    load_result,
+    metric_value,
+    safe_name,
+)
 from .stats import mean_ci
 
 Collected = dict[str, Groups]
@@ -33,8 +43,44 @@ Collected = dict[str, Groups]
 _SAFE_ID = re.compile(r"(?!\.\.?$)[\w.+-]+")
 """A run id that names one folder inside ``runs/`` (no separators, not . or ..)."""
 
-METRICS = (("acc", "ACC"), ("bwt", "BWT"), ("fwt", "FWT"), ("forgetting", "forgetting"))
-ALL_METRICS = ("acc", "bwt", "fwt", "forgetting", "learning_accuracy")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A numeric column of the tables: ``key`` in the rows and table.csv, ``label`` and unit in
+    the title (``ACC (%)``), ``meaning`` in the key under the table; ``interval``: it has a
+    95% CI (``key_ci95``) over seeds."""
+
+    key: str
+    label: str
+    meaning: str
+    fmt: Format | None = None
+    interval: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} ({self.fmt.unit})" if self.fmt else self.label
+
+    def cell(self, row: dict[str, Any]) -> str:
+        value = row[self.key]
+        if self.fmt is None or value is None:
+            return str(value or "")
+        return self.fmt(value, row.get(f"{self.key}_ci95") or 0.0, row["seeds"] if self.interval else 1)
+
+
+RESOURCES = (
+    Column("wall_time_s", "wall time", "the whole run, evaluation included", SECONDS),
+    Column("memory_mb", "memory", "learned state kept between tasks (stored examples, importances, "
+           "old weights)", MEGABYTES, interval=False),
+    Column("parameters", "parameters", "the model's size at the end", interval=False),
+)
+"""What every run costs, after the registered metrics in every table."""
+
+
+def columns() -> list[Column]:
+    """The tables' numeric columns: every registered summary metric, in registration order, then
+    the resources."""
+    return [*(Column(m.name, m.label, m.meaning, m.fmt) for m in METRICS.summary()), *RESOURCES]
 
 
 def collect(folder: str | Path, warn: Callable[[str], None] | None = None) -> Collected:
@@ -143,8 +189,10 @@ def table_rows(groups: Groups) -> list[dict[str, Any]]:
     rows = []
     for label, runs in groups.items():
         row: dict[str, Any] = {"method": label, "seeds": len(runs)}
-        for key, _ in METRICS:
-            row[key], row[f"{key}_ci95"] = mean_ci([r.metrics[key] for r in runs])
+        for metric in METRICS.summary():
+            values = [metric_value(r, metric) for r in runs]
+            known = None not in values  # a metric that needs a reference run without one: blank
+            row[metric.name], row[f"{metric.name}_ci95"] = mean_ci(values) if known else (None, None)
         row["wall_time_s"], row["wall_time_s_ci95"] = mean_ci([r.wall_time for r in runs])
         row["memory_mb"] = mean_ci([(r.memory_bytes or [0])[-1] / 1e6 for r in runs])[0]
         row["parameters"] = (runs[0].model_sizes or [{}])[-1].get("parameters")
@@ -152,42 +200,30 @@ def table_rows(groups: Groups) -> list[dict[str, Any]]:
     return rows
 
 
-def _pm(mean: float, half: float, seeds: int, scale: float = 100.0, digits: int = 2) -> str:
-    text = f"{scale * mean:.{digits}f}"
-    return text + (f" ± {scale * half:.{digits}f}" if seeds > 1 else "")
-
-
-KEY = ("ACC: mean accuracy over all tasks after the last · BWT: mean change on each earlier task "
-       "since just after learning it (negative: forgetting) · FWT: accuracy on each task before "
-       "training on it, minus the untrained model's · forgetting: mean drop from each earlier "
-       "task's best accuracy · wall time: the whole run, evaluation included · memory: learned "
-       "state kept between tasks (stored examples, importances, old weights) · parameters: the "
-       "model's size at the end (README, Metrics)")
-"""The columns' meaning, under the Markdown table and on the HTML page."""
+def key_text() -> str:
+    """The columns' meaning, under the Markdown table and on the HTML page."""
+    return " · ".join(f"{c.label}: {c.meaning}" for c in columns()) + " (README, Metrics)"
 
 
 def markdown_table(collected: Collected) -> str:
-    head = ["benchmark", "method", "seeds", "ACC (%)", "BWT (%)", "FWT (%)", "forgetting (%)",
-            "wall time (s)", "memory (MB)", "parameters"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 8) + "|"]
+    cols = columns()
+    head = ["benchmark", "method", "seeds", *(c.title for c in cols)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (1 + len(cols))) + "|"]
     for bench, groups in collected.items():
         for r in table_rows(groups):
-            cells = [bench, r["method"], str(r["seeds"]),
-                     *[_pm(r[k], r[f"{k}_ci95"], r["seeds"]) for k, _ in METRICS],
-                     _pm(r["wall_time_s"], r["wall_time_s_ci95"], r["seeds"], 1.0, 1),
-                     f"{r['memory_mb']:.2f}", str(r["parameters"] or "")]
+            cells = [bench, r["method"], str(r["seeds"]), *(c.cell(r) for c in cols)]
             lines.append("| " + " | ".join(cells) + " |")
     seeds = max(len(runs) for groups in collected.values() for runs in groups.values())
     note = ("\nmean ± 95% confidence interval over seeds (Student's t)\n" if seeds > 1 else "")
-    return "\n".join(lines) + "\n" + note + "\n" + KEY + "\n"
+    return "\n".join(lines) + "\n" + note + "\n" + key_text() + "\n"
 
 
 def csv_table(collected: Collected) -> str:
     """``table.csv``: the table's numbers as fractions (not %), the CI half-width empty for one
     seed (undefined for n = 1)."""
     buf = io.StringIO()
-    fields = ["benchmark", "method", "seeds"] + [f for k, _ in METRICS for f in (k, f"{k}_ci95")]
-    fields += ["wall_time_s", "wall_time_s_ci95", "memory_mb", "parameters"]
+    fields = ["benchmark", "method", "seeds"]
+    fields += [f for c in columns() for f in ([c.key, f"{c.key}_ci95"] if c.interval else [c.key])]
     writer = csv.DictWriter(buf, fields, lineterminator="\n")
     writer.writeheader()
     for bench, groups in collected.items():
@@ -202,7 +238,7 @@ def csv_table(collected: Collected) -> str:
 def seeds_csv(collected: Collected) -> str:
     """``seeds.csv``: one row per run (per seed), for paired tests or any other analysis."""
     buf = io.StringIO()
-    fields = ["benchmark", "method", "seed", "run_id", *ALL_METRICS, "wall_time_s", "memory_mb"]
+    fields = ["benchmark", "method", "seed", "run_id", *METRICS.names(), "wall_time_s", "memory_mb"]
     writer = csv.DictWriter(buf, fields, lineterminator="\n")
     writer.writeheader()
     for bench, groups in collected.items():
@@ -210,13 +246,9 @@ def seeds_csv(collected: Collected) -> str:
             for r in runs:
                 seed = (r.config.get("train") or {}).get("seed")
                 writer.writerow({"benchmark": bench, "method": method, "seed": seed, "run_id": r.run_id,
-                                 **{k: r.metrics.get(k) for k in ALL_METRICS}, "wall_time_s": r.wall_time,
+                                 **{m.name: metric_value(r, m) for m in METRICS}, "wall_time_s": r.wall_time,
                                  "memory_mb": (r.memory_bytes or [0])[-1] / 1e6})
     return buf.getvalue()
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def write_plots(folder: str | Path, collected: Collected | None = None) -> list[Path]:
@@ -226,9 +258,9 @@ def write_plots(folder: str | Path, collected: Collected | None = None) -> list[
     paths: list[Path] = []
     for bench, groups in collected.items():
         paths += save_figure(learning_curve(groups, f"{bench}: mean accuracy on tasks seen so far"),
-                             folder / f"{_slug(bench)}-curve")
+                             folder / f"{safe_name(bench)}-curve")
         paths += save_figure(heatmaps(groups, f"{bench}: accuracy matrices (%)"),
-                             folder / f"{_slug(bench)}-heatmaps")
+                             folder / f"{safe_name(bench)}-heatmaps")
     return paths
 
 
@@ -256,17 +288,15 @@ def html_page(folder: Path, collected: Collected) -> str:
     first = next(iter(next(iter(collected.values())).values()))[0]
     train = first.config.get("train", {})
     env = first.environment
+    cols = columns()
     for bench, groups in collected.items():
-        slug = _slug(bench)
+        slug = safe_name(bench)
         heat = base64.b64encode((folder / f"{slug}-heatmaps.png").read_bytes()).decode()
         rows = table_rows(groups)
-        head = ("<tr><th>method</th><th>seeds</th>" + "".join(f"<th>{t} (%)</th>" for _, t in METRICS)
-                + "<th>wall time (s)</th><th>memory (MB)</th><th>parameters</th></tr>")
-        body = "".join(
-            f"<tr><td>{html.escape(r['method'])}</td><td>{r['seeds']}</td>"
-            + "".join(f"<td>{_pm(r[k], r[k + '_ci95'], r['seeds'])}</td>" for k, _ in METRICS)
-            + f"<td>{_pm(r['wall_time_s'], r['wall_time_s_ci95'], r['seeds'], 1.0, 1)}</td>"
-            f"<td>{r['memory_mb']:.2f}</td><td>{r['parameters'] or ''}</td></tr>" for r in rows)
+        head = ("<tr><th>method</th><th>seeds</th>"
+                + "".join(f"<th>{html.escape(c.title)}</th>" for c in cols) + "</tr>")
+        body = "".join(f"<tr><td>{html.escape(r['method'])}</td><td>{r['seeds']}</td>"
+                       + "".join(f"<td>{html.escape(c.cell(r))}</td>" for c in cols) + "</tr>" for r in rows)
         parts.append(
             f'<section><h2>{html.escape(bench)}</h2>'
             f'<figure class="learning-curve" id="learning-curve-{slug}">'
@@ -292,7 +322,7 @@ figcaption{{color:#555;font-size:.9em}}</style></head><body>
 <p>Protocol: {html.escape(protocol)}. Environment: Python {env.get("python", "?")}, torch
 {env.get("torch", "?")}, device {env.get("device", "?")}.</p>
 {"".join(parts)}
-<p>{html.escape(KEY)}. With several seeds: mean ± 95% confidence interval (Student's t).</p>
+<p>{html.escape(key_text())}. With several seeds: mean ± 95% confidence interval (Student's t).</p>
 <script>/* marks what the browser rendered (checked by the test suite in headless Chromium) */
 window.addEventListener("load", () => {{
   for (const f of document.querySelectorAll("figure.learning-curve")) {{

@@ -16,8 +16,11 @@ import numpy as np
 import torch
 
 from .errors import LifelongError
+from .metrics import Metric
 
 RESULT_FILE = "result.json"
+COMPARISON_FILE, RUNS_DIR = "comparison.json", "runs"
+"""A comparison folder's plan (written by ``compare``, read by ``report``) and its run directories."""
 
 
 @dataclass
@@ -48,6 +51,24 @@ class RunResult:
             raise LifelongError(f"result is malformed ({problem}); it was not written by lifelong")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def metric_value(result: RunResult, metric: Metric, reference: RunResult | None = None) -> float | None:
+    """``metric`` of a whole-stream run: its saved value, else computed from its accuracy matrix
+    (a metric registered after the run was saved); None where it needs a reference run and none
+    is given."""
+    if metric.name in result.metrics:
+        return result.metrics[metric.name]
+    if metric.needs_reference and reference is None:
+        return None
+    return metric.compute(result.accuracy_matrix, result.initial_accuracy,
+                          reference.accuracy_matrix if reference is not None else None)
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file or folder name: characters other than letters, digits and ``-_.``
+    become ``_`` (``naive (baseline)`` → ``naive__baseline_``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def finite_number(value: Any, low: float = -math.inf, high: float = math.inf) -> bool:
@@ -86,6 +107,7 @@ _FIELDS = {"run_id": str, "config": dict, "task_names": list, "initial_accuracy"
            "wall_time": (int, float), "memory_bytes": list, "model_sizes": list,
            "environment": dict, "extra": dict}
 _REQUIRED = ("run_id", "config", "task_names", "initial_accuracy", "accuracy_matrix", "metrics")
+# the metrics a result.json must hold (its format; report shows every registered metric)
 _METRICS = ("acc", "bwt", "fwt", "forgetting")
 _CONTINUED_METRICS = ("acc", "bwt", "forgetting", "old_tasks_change")
 
