@@ -56,6 +56,17 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def summary_table(label: str, result: Any) -> str:
+    """One run's line of the report's table (registered metrics, wall time, memory, parameters),
+    as aligned text."""
+    from .tables import columns, table_rows
+
+    cols = columns()
+    (row,) = table_rows({label: [result]})
+    return format_table([{"strategy": label, **{c.title: c.cell(row) for c in cols}}],
+                        ["strategy", *(c.title for c in cols)])
+
+
 def build_run_config(args: argparse.Namespace):
     from .config import PRESETS, RunConfig, check_table, load_toml, make_train_config
 
@@ -172,9 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     bar = ProgressBar(config.strategy, config.train.epochs)
     result = run(config, out=args.out, progress=bar, reuse=not args.force)
-    row = {"strategy": config.strategy, **{k.upper(): v for k, v in result.metrics.items()},
-           "wall_time_s": round(result.wall_time, 1)}
-    print(format_table([row], ["strategy", "ACC", "BWT", "FWT", "FORGETTING", "wall_time_s"]))
+    print(summary_table(config.strategy, result))
     print(f"results: {args.out}/{result.run_id}")
     return 0
 
@@ -190,6 +199,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{title}:")
         for name, text in reg.describe().items():
             print(f"  {name:<20} {text}")
+    from .metrics import METRICS
+
+    print("metrics:")
+    for m in METRICS:
+        direction = "higher is better" if m.higher_is_better else "lower is better"
+        reference = ", needs a reference run" if m.needs_reference else ""
+        print(f"  {m.name:<20} {m.title}, {direction}{reference}: {m.meaning}")
     from .config import PRESETS
 
     print("presets:")
@@ -236,7 +252,7 @@ def make_parser() -> argparse.ArgumentParser:
                    "[strategy_options], [benchmark_options], [model_options]; flags override it")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("list", help="list benchmarks, models, strategies and presets")
+    p = sub.add_parser("list", help="list benchmarks, models, strategies, metrics and presets")
     p.set_defaults(func=cmd_list)
     add_compare_parser(sub)
     for name, func, text in (("report", cmd_report, "redraw figures, tables and report.html"),

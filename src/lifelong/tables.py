@@ -1,0 +1,124 @@
+"""The comparison's tables from saved results: columns from the metric registry, then what
+each run cost. ``markdown_table`` (``table.md``, printed by the CLI), ``csv_table``
+(``table.csv``: fractions, not %), ``seeds_csv`` (``seeds.csv``: one row per run)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .metrics import MEGABYTES, METRICS, SECONDS, Format
+from .results import metric_value
+from .stats import mean_ci
+
+if TYPE_CHECKING:
+    from .plots import Groups
+
+Collected = dict[str, "Groups"]
+"""benchmark label → method label → runs (one per seed)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A numeric column of the tables: ``key`` in the rows and table.csv, ``label`` and unit in
+    the title (``ACC (%)``), ``meaning`` in the key under the table; ``interval``: it has a
+    95% CI (``key_ci95``) over seeds."""
+
+    key: str
+    label: str
+    meaning: str
+    fmt: Format | None = None
+    interval: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"{self.label} ({self.fmt.unit})" if self.fmt else self.label
+
+    def cell(self, row: dict[str, Any]) -> str:
+        value = row[self.key]
+        if self.fmt is None or value is None:
+            return str(value or "")
+        return self.fmt(value, row.get(f"{self.key}_ci95") or 0.0, row["seeds"] if self.interval else 1)
+
+
+RESOURCES = (
+    Column("wall_time_s", "wall time", "the whole run, evaluation included", SECONDS),
+    Column("memory_mb", "memory", "learned state kept between tasks (stored examples, importances, "
+           "old weights)", MEGABYTES, interval=False),
+    Column("parameters", "parameters", "the model's size at the end", interval=False),
+)
+"""What every run costs, after the registered metrics in every table."""
+
+
+def columns() -> list[Column]:
+    """The tables' numeric columns: every registered summary metric, in registration order, then
+    the resources."""
+    return [*(Column(m.name, m.label, m.meaning, m.fmt) for m in METRICS.summary()), *RESOURCES]
+
+def table_rows(groups: Groups) -> list[dict[str, Any]]:
+    """One row per method: mean and 95% CI half-width of each metric over seeds."""
+    rows = []
+    for label, runs in groups.items():
+        row: dict[str, Any] = {"method": label, "seeds": len(runs)}
+        for metric in METRICS.summary():
+            values = [metric_value(r, metric) for r in runs]
+            known = None not in values  # a metric that needs a reference run without one: blank
+            row[metric.name], row[f"{metric.name}_ci95"] = mean_ci(values) if known else (None, None)
+        row["wall_time_s"], row["wall_time_s_ci95"] = mean_ci([r.wall_time for r in runs])
+        row["memory_mb"] = mean_ci([(r.memory_bytes or [0])[-1] / 1e6 for r in runs])[0]
+        row["parameters"] = (runs[0].model_sizes or [{}])[-1].get("parameters")
+        rows.append(row)
+    return rows
+
+
+def key_text() -> str:
+    """The columns' meaning, under the Markdown table and on the HTML page."""
+    return " · ".join(f"{c.label}: {c.meaning}" for c in columns()) + " (README, Metrics)"
+
+
+def markdown_table(collected: Collected) -> str:
+    cols = columns()
+    head = ["benchmark", "method", "seeds", *(c.title for c in cols)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (1 + len(cols))) + "|"]
+    for bench, groups in collected.items():
+        for r in table_rows(groups):
+            cells = [bench, r["method"], str(r["seeds"]), *(c.cell(r) for c in cols)]
+            lines.append("| " + " | ".join(cells) + " |")
+    seeds = max(len(runs) for groups in collected.values() for runs in groups.values())
+    note = ("\nmean ± 95% confidence interval over seeds (Student's t)\n" if seeds > 1 else "")
+    return "\n".join(lines) + "\n" + note + "\n" + key_text() + "\n"
+
+
+def csv_table(collected: Collected) -> str:
+    """``table.csv``: the table's numbers as fractions (not %), the CI half-width empty for one
+    seed (undefined for n = 1)."""
+    buf = io.StringIO()
+    fields = ["benchmark", "method", "seeds"]
+    fields += [f for c in columns() for f in ([c.key, f"{c.key}_ci95"] if c.interval else [c.key])]
+    writer = csv.DictWriter(buf, fields, lineterminator="\n")
+    writer.writeheader()
+    for bench, groups in collected.items():
+        for r in table_rows(groups):
+            row = {"benchmark": bench, **{k: r[k] for k in fields[1:]}}
+            if r["seeds"] == 1:
+                row.update({k: "" for k in fields if k.endswith("_ci95")})
+            writer.writerow(row)
+    return buf.getvalue()
+
+
+def seeds_csv(collected: Collected) -> str:
+    """``seeds.csv``: one row per run (per seed), for paired tests or any other analysis."""
+    buf = io.StringIO()
+    fields = ["benchmark", "method", "seed", "run_id", *METRICS.names(), "wall_time_s", "memory_mb"]
+    writer = csv.DictWriter(buf, fields, lineterminator="\n")
+    writer.writeheader()
+    for bench, groups in collected.items():
+        for method, runs in groups.items():
+            for r in runs:
+                seed = (r.config.get("train") or {}).get("seed")
+                writer.writerow({"benchmark": bench, "method": method, "seed": seed, "run_id": r.run_id,
+                                 **{m.name: metric_value(r, m) for m in METRICS}, "wall_time_s": r.wall_time,
+                                 "memory_mb": (r.memory_bytes or [0])[-1] / 1e6})
+    return buf.getvalue()
