@@ -3,6 +3,7 @@
 import pytest
 
 from lifelong import metrics
+from lifelong.errors import LifelongError
 
 # Three tasks. Row i = after learning task i; column j = task j.
 R = [
@@ -57,3 +58,56 @@ def test_bad_shapes_are_rejected():
         metrics.forward_transfer(R, [0.1, 0.2])
     with pytest.raises(ValueError, match="rows differ in length"):
         metrics.average_accuracy([[0.1, 0.2], [0.3]])
+
+
+@pytest.fixture
+def register():
+    """Registers metrics for one test; the registry is restored afterwards."""
+    added = []
+
+    def add(name, function, **fields):
+        metrics.METRICS.register(name, **fields)(function)
+        added.append(name)
+        return metrics.METRICS.get(name)
+
+    yield add
+    for name in added:
+        metrics.METRICS.unregister(name)
+
+
+def test_the_registered_table_columns_in_order():
+    shown = metrics.METRICS.summary()
+    assert [m.title for m in shown] == ["ACC (%)", "BWT (%)", "FWT (%)", "forgetting (%)"]
+    assert metrics.METRICS.names() == ["acc", "bwt", "fwt", "forgetting", "learning_accuracy"]
+    assert [m.higher_is_better for m in shown] == [True, True, True, False]
+    assert metrics.METRICS.get("fwt").formula.startswith("FWT = 1/(T−1) Σ_{j>1}")
+    assert not any(m.needs_reference for m in metrics.METRICS)
+
+
+def test_formats_show_mean_and_interval():
+    assert metrics.PERCENT(0.86667, 0.42354, 2) == "86.67 ± 42.35"
+    assert metrics.PERCENT(-0.45, 0.0, 1) == "-45.00"
+    assert metrics.SECONDS(10.5, 6.353, 2) == "10.5 ± 6.4" and metrics.MEGABYTES(2.0) == "2.00"
+
+
+def test_a_name_is_registered_once_and_unknown_names_are_refused(register):
+    with pytest.raises(LifelongError, match="metric 'acc' is registered twice"):
+        register("acc", metrics.average_accuracy, label="ACC")
+    with pytest.raises(LifelongError, match="unknown metric 'aia'; known: acc, bwt"):
+        metrics.METRICS.get("aia")
+
+
+def test_a_metric_with_a_reference_run_is_computed_only_with_one(register):
+    def intransigence(R, reference):
+        """I = (1/T) Σ_j (R*_{j,j} − R_{j,j}), R* the reference run's matrix (Chaudhry et al. 2018)."""
+        return sum(reference[j][j] - R[j][j] for j in range(len(R))) / len(R)
+
+    metric = register("intransigence", intransigence, label="I", needs_reference=True,
+                      higher_is_better=False)
+    assert metric.meaning.startswith("I = (1/T)")  # the docstring's first line by default
+    assert "intransigence" not in metrics.all_metrics(R, R0)
+    joint = [[1.0, 0.2, 0.1], [0.9, 1.0, 0.3], [0.9, 0.9, 0.95]]
+    # ((1 - 0.9) + (1 - 0.95) + (0.95 - 0.85)) / 3 = 0.08333
+    assert metrics.all_metrics(R, R0, joint)["intransigence"] == pytest.approx(0.25 / 3)
+    with pytest.raises(LifelongError, match="needs the accuracy matrix of a reference run"):
+        metric.compute(R, R0)

@@ -166,3 +166,42 @@ def test_the_protocol_line_shows_momentum_only_for_sgd(tmp_path):
         main(["report", str(folder)])
         page = (folder / "report.html").read_text()
         assert ("momentum=0.9" in page) == (optimizer == "sgd")
+
+
+def test_the_table_is_the_homework_table_byte_for_byte(runs_folder):
+    """Columns, order, numbers and formats of the built-in metrics, and the key under the table."""
+    table = markdown_table(collect(runs_folder))
+    assert table == (
+        "| benchmark | method | seeds | ACC (%) | BWT (%) | FWT (%) | forgetting (%) | wall time (s) "
+        "| memory (MB) | parameters |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| rotated-mnist | ewc | 2 | 86.67 ± 42.35 | -5.00 ± 63.53 | 5.00 ± 0.00 | 5.00 ± 63.53 | 10.5 ± 6.4 "
+        "| 2.00 | 660 |\n"
+        "| rotated-mnist | naive | 1 | 60.00 | -45.00 | 5.00 | 45.00 | 10.0 | 2.00 | 660 |\n"
+        "\nmean ± 95% confidence interval over seeds (Student's t)\n\n"
+        "ACC: mean accuracy over all tasks after the last · BWT: mean change on each earlier task since "
+        "just after learning it (negative: forgetting) · FWT: accuracy on each task before training on "
+        "it, minus the untrained model's · forgetting: mean drop from each earlier task's best accuracy "
+        "· wall time: the whole run, evaluation included · memory: learned state kept between tasks "
+        "(stored examples, importances, old weights) · parameters: the model's size at the end "
+        "(README, Metrics)\n")
+    assert csv_table(collect(runs_folder)).splitlines()[0] == (
+        "benchmark,method,seeds,acc,acc_ci95,bwt,bwt_ci95,fwt,fwt_ci95,forgetting,forgetting_ci95,"
+        "wall_time_s,wall_time_s_ci95,memory_mb,parameters")
+
+
+def test_a_metric_that_needs_a_missing_reference_run_is_a_blank_cell(runs_folder):
+    from lifelong.metrics import METRICS
+
+    @METRICS.register("ref", label="REF", needs_reference=True, meaning="a reference's metric")
+    def ref(R, reference):
+        return 0.0
+
+    try:
+        table = markdown_table(collect(runs_folder))
+        rows = csv_table(collect(runs_folder)).splitlines()
+    finally:
+        METRICS.unregister("ref")
+    assert "| forgetting (%) | REF (%) | wall time (s) |" in table
+    assert "| 60.00 | -45.00 | 5.00 | 45.00 |  | 10.0 |" in table
+    assert rows[0].split(",")[11:13] == ["ref", "ref_ci95"] and rows[2].split(",")[11:13] == ["", ""]
