@@ -112,6 +112,7 @@ def test_saved_state_and_rebuilt_model_reproduce_every_prediction(method, option
     model, strategy, state, logits = train(method, stream, **options)
     fresh = roundtrip(strategy, tmp_path)
     fresh.setup(stream, CFG)
+    fresh.tasks_learned_ = strategy.tasks_learned_  # as the loop (resume) and load_learner set it
     rebuilt = fresh.restore_model(new_model(stream))  # the resume order: state, structure, weights
     rebuilt.load_state_dict(model.state_dict())
     rebuilt.eval()

@@ -20,13 +20,12 @@ FAST = dict(epochs=2, lr=0.01, batch_size=32, device="cpu")
 class NoisyAnchor(Strategy):
     """Test strategy with learned tensor state that depends on the global torch RNG."""
 
-    name = "noisy-anchor"
 
     def __init__(self, lam: float = 0.1) -> None:
         self.lam = lam
         self.anchor_: dict[str, torch.Tensor] = {}
 
-    def after_task(self, model, task) -> None:
+    def after_task(self, model, task, train=None) -> None:
         self.anchor_ = {k: p.detach().clone() + 0.01 * torch.randn(p.shape)
                         for k, p in model.named_parameters()}
 

@@ -72,10 +72,10 @@ def test_a_saved_learner_goes_on_exactly_as_the_one_in_memory(name, tmp_path):
 def test_going_on_keeps_every_learned_task_in_the_penalty():
     """EWC's paper penalty holds one Fisher and anchor per task: after going on, three."""
     _, longer, model, strategy = trained("ewc")
-    assert len(strategy.task_omegas_) == len(strategy.task_anchors_) == strategy.tasks_merged_ == 2
+    assert len(strategy.task_omegas_) == len(strategy.task_anchors_) == strategy.tasks_learned_ == 2
     first_fisher = strategy.task_omegas_[0]
     ll.fit(longer, model, strategy, FAST, first_task=2)
-    assert len(strategy.task_omegas_) == len(strategy.task_anchors_) == strategy.tasks_merged_ == 3
+    assert len(strategy.task_omegas_) == len(strategy.task_anchors_) == strategy.tasks_learned_ == 3
     assert all(torch.equal(first_fisher[k], strategy.task_omegas_[0][k]) for k in first_fisher)
     assert strategy.tasks_learned_ == 3 and strategy.num_tasks_ == 3
 

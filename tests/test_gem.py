@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import lifelong as ll
 from lifelong.strategies.agem import agem_project
 from lifelong.strategies.gem import flat_grad
-from lifelong.strategies.memory import append_task_memory, tensor_bytes
+from lifelong.strategies.memory import append_task_memory, as_records, tensor_bytes
 from lifelong.strategies.qp import solve_nonneg_qp
 
 FAST = ll.TrainConfig(optimizer="sgd", lr=0.05, batch_size=10, epochs=1, device="cpu", seed=2)
@@ -30,7 +30,7 @@ def gem_with_memory(name, stream, labels_shift=(1, 2), m=12, **options):
     for task, shift in zip(stream.tasks, labels_shift):
         x, y, t = strategy.train_data(task)
         y = (y + shift) % stream.num_classes
-        strategy.memory_ = append_task_memory(strategy.memory_, (x, y, t), m, gen)
+        strategy.memory_ = append_task_memory(strategy.memory_, as_records((x, y, t)), m, gen)
     return strategy
 
 

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 import lifelong as ll
 from lifelong.strategies.memory import (
     append_task_memory,
+    as_records,
     balanced_quotas,
     class_balanced_add,
     reservoir_add,
     tensor_bytes,
 )
 from lifelong.strategies.qp import solve_nonneg_qp
+from lifelong.train import step_loss
 
 FAST = ll.TrainConfig(optimizer="sgd", lr=0.05, batch_size=10, epochs=1, device="cpu", seed=1)
 
@@ -24,7 +26,7 @@ def items(n, first=0, label=None):
     """n examples whose input *is* their index, so tests can tell which ones were kept."""
     idx = torch.arange(first, first + n)
     y = idx % 4 if label is None else torch.full((n,), label)
-    return idx.float().unsqueeze(1), y, torch.zeros(n, dtype=torch.long)
+    return as_records((idx.float().unsqueeze(1), y, torch.zeros(n, dtype=torch.long)))
 
 
 # ----------------------------------------------------------------------------- QP solver
@@ -154,16 +156,18 @@ def test_replay_loss_is_cross_entropy_on_new_and_replayed_examples(tiny_domain_s
     model = ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=(8,))
     task = stream[0]
     first = (task.x_train[:10], task.y_train[:10], task.train_ids()[:10])
-    assert torch.equal(strategy.loss(model, first, task),
-                       F.cross_entropy(model(first[0]), first[1]))  # empty buffer: plain CE
+    loss, outputs, _ = step_loss(model, strategy, first, task)
+    assert torch.equal(loss, F.cross_entropy(model(first[0]), first[1]))  # empty memory: plain CE
+    assert strategy.stored() == 0  # the loop fills the memory after the forward pass
+    strategy.after_forward(model, first, outputs.detach(), task)
     assert strategy.stored() == 10
     second = (task.x_train[10:20], task.y_train[10:20], task.train_ids()[10:20])
     state = strategy.rng().get_state()
-    loss = strategy.loss(model, second, task)
+    loss, _, _ = step_loss(model, strategy, second, task)
     replay_idx = torch.randperm(10, generator=torch.Generator().set_state(state))[:4]
     x = torch.cat([second[0], first[0][replay_idx]])
     y = torch.cat([second[1], first[1][replay_idx]])
-    assert torch.allclose(loss, F.cross_entropy(model(x), y))
+    assert torch.allclose(loss, F.cross_entropy(model(x), y))  # the mean over B_n ∪ B_M
 
 
 @pytest.mark.parametrize("policy", ["reservoir", "class-balanced"])
@@ -175,13 +179,13 @@ def test_replay_buffer_stays_bounded_and_restores_its_generator(policy, tiny_cla
     _, result = ll.fit(stream, model, strategy, FAST)
     assert strategy.stored() == 24 and strategy.seen_ == sum(len(t.y_train) for t in stream)
     if policy == "class-balanced":
-        assert torch.bincount(strategy.buffer_["y"]).tolist() == [6, 6, 6, 6]
-    assert result.memory_bytes[-1] == strategy.memory_bytes() == tensor_bytes(strategy.buffer_)
+        assert torch.bincount(strategy.memory_["y"]).tolist() == [6, 6, 6, 6]
+    assert result.memory_bytes[-1] == strategy.memory_bytes() == tensor_bytes(strategy.memory_)
     tensors, structure = strategy.state_dict()
     copy = ll.make_strategy("replay", buffer_size=24, policy=policy)
     copy.setup(stream, FAST)
     copy.load_state_dict(tensors, structure)
-    assert torch.equal(copy.replay_batch(10)[0], strategy.replay_batch(10)[0])
+    assert torch.equal(copy.replay_batch(10)["x"], strategy.replay_batch(10)["x"])
 
 
 def test_replay_rejects_bad_options():

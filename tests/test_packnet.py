@@ -40,9 +40,9 @@ class Recording(PackNet):
         super().__init__(**options)
         self.seen = []
 
-    def after_task(self, model, task):
+    def after_task(self, model, task, train=None):
         self.seen.append({n: t.clone() for n, t in self._freeze.trained.items()})
-        super().after_task(model, task)
+        super().after_task(model, task, train)
 
 
 def test_each_task_owns_its_share_of_the_weights_it_trained_and_pruned_weights_are_zero():

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import lifelong as ll
+from lifelong.batches import iterate_batches
 from lifelong.strategies.base import Strategy
-from lifelong.train import iterate_batches, run_stream
+from lifelong.train import run_stream
 
 FAST = ll.TrainConfig(optimizer="adam", lr=0.01, batch_size=16, epochs=2, device="cpu")
 
@@ -84,7 +85,6 @@ def test_joint_trains_on_all_tasks_seen_so_far(tiny_domain_stream):
 
 
 class CountingStrategy(Strategy):
-    name = "counting"
 
     def __init__(self):
         self.calls = {"before_task": 0, "after_backward": 0, "after_step": 0, "after_task": 0}
@@ -100,7 +100,7 @@ class CountingStrategy(Strategy):
     def after_step(self, model):
         self.calls["after_step"] += 1
 
-    def after_task(self, model, task):
+    def after_task(self, model, task, train=None):
         self.calls["after_task"] += 1
 
 

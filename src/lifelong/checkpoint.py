@@ -51,7 +51,7 @@ FORMAT, VERSION = "lifelong-checkpoint", 2
 CHECKPOINT_DIR = "checkpoint"
 LATEST = "latest.json"
 _TENSOR_FILE = re.compile(r"^task-\d{3,}\.safetensors$")
-_LEARNED = re.compile(r"[A-Za-z]\w*_")  # a learned attribute, never a dunder
+_LEARNED = re.compile(r"([a-z][a-z0-9-]*/)?[A-Za-z]\w*_")  # a learned attribute (member/ in a combination)
 
 
 @dataclass
@@ -150,7 +150,7 @@ def restore(run_dir: str | Path, config: dict[str, Any], stream: Stream, model: 
     folder = Path(run_dir) / CHECKPOINT_DIR
     progress = _parse(folder, "progress record", lambda: _progress(meta, len(stream)))
     strategy.setup(stream, train)
-    expected = {k: _kind(v) for k, v in strategy._learned().items()}
+    expected = {k: _kind(v) for k, v in strategy.learned_state().items()}
     _parse(folder, "strategy state", lambda: _load_strategy(strategy, meta, tensors, expected))
     model = _parse(folder, "strategy state", lambda: strategy.restore_model(model))
     _load_model(model, section(tensors, "model/"), folder)
@@ -219,7 +219,7 @@ def _load_strategy(strategy: Strategy, meta: dict, tensors: dict, expected: dict
     if absent:
         raise ValueError(f"lacks {absent[0]!r} of strategy {strategy.name!r}")
     load_strategy_state(strategy, structure, meta.get("strategy_aliases") or {}, tensors)
-    restored = {k: _kind(v) for k, v in strategy._learned().items()}
+    restored = {k: _kind(v) for k, v in strategy.learned_state().items()}
     wrong = [k for k, kind in expected.items() if kind and restored[k] != kind]
     if wrong:
         raise ValueError(f"{wrong[0]!r} holds a {restored[wrong[0]]}, not a {expected[wrong[0]]}")

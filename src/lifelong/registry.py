@@ -49,6 +49,10 @@ class Registry:
             raise LifelongError(f"{self.kind} {name!r} has no {what} {unknown[0]!r}; its {what}s: "
                                 f"{', '.join(known) or 'none'}")
 
+    def name_of(self, factory: Any) -> str | None:
+        """The name ``factory`` is registered under (None when it is not registered)."""
+        return next((name for name, (f, _) in self._entries.items() if f is factory), None)
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

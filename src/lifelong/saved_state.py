@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .strategies.base import Strategy
+from .strategies.base import Strategy, flatten_state
 
 
 def json_digest(meta: dict[str, Any]) -> str:
@@ -33,7 +33,7 @@ def check_strategy_shapes(strategy: Strategy, model: nn.Module) -> None:
                 raise ValueError(f"{path}/{key} has shape {list(item.shape)}, not {list(shapes[key])}")
             walk(item, f"{path}/{key}")
 
-    for name, value in strategy._learned().items():
+    for name, value in strategy.learned_state().items():
         walk(value, name)
 
 
@@ -41,11 +41,9 @@ def shared_aliases(strategy: Strategy) -> dict[str, str]:
     """Strategy tensors that are views of the very same memory as an earlier one (e.g. the
     shared labels of rotated tasks): saved once, shared again on restore, so memory accounting
     after a resume equals an uninterrupted run's."""
-    from .strategies.base import _flatten
-
     found: dict[str, torch.Tensor] = {}
-    for key, value in strategy._learned().items():
-        _flatten(value, key, found)
+    for key, value in strategy.learned_state().items():
+        flatten_state(value, key, found)
     first: dict[tuple, str] = {}
     aliases: dict[str, str] = {}
     for key, t in found.items():

@@ -10,13 +10,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batches import iterate_batches
 from .config import TrainConfig
 from .data.streams import Stream, Task
 from .errors import LifelongError
 from .evaluate import evaluate_tasks
 from .metrics import all_metrics
 from .models.modes import eval_mode
-from .strategies.base import Batch, Strategy
+from .strategies.base import Batch, Penalty, Strategy, TrainFunction, penalty_value
 
 Progress = Callable[[dict[str, Any]], None]
 """Receives events: {"event": "task_start"|"epoch_end"|"task_end", "task", "epoch", ...}."""
@@ -44,26 +45,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def batch_indices(n: int, batch_size: int, generator: torch.Generator, repeats: int = 1,
-                  device: torch.device | str | None = None) -> tuple[torch.Tensor, ...]:
-    """One shuffled epoch over ``n`` examples as index batches, from a seeded permutation.
-
-    ``repeats`` > 1 passes over every example that many times in one shuffled epoch — the same
-    batches as on the data repeated ``repeats`` times, without materialising the copies.
-    """
-    perm = torch.randperm(n * repeats, generator=generator).to(device)
-    if repeats > 1:
-        perm = perm % n  # row k of x.repeat(repeats) is x[k % n]
-    return perm.split(batch_size)
-
-
-def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator, repeats: int = 1):
-    """One epoch of shuffled mini-batches (``batch_indices``): tensor indexing only."""
-    x, y, t = data
-    for idx in batch_indices(x.shape[0], batch_size, generator, repeats, x.device):
-        yield x[idx], y[idx], t[idx]
-
-
 def train_epoch(
     model: nn.Module,
     strategy: Strategy,
@@ -73,19 +54,53 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
 ) -> float:
-    """One pass over ``data`` through the strategy's hooks; returns the mean loss."""
+    """One pass over ``data`` through the strategy's hooks; returns the mean loss.
+
+    A step (``strategies.base`` has the contract): the forward pass, the strategy's ``loss`` and
+    ``extra_loss`` of the batch given the outputs, plus its ``penalty`` — added here, so no
+    override can drop it; ``after_forward`` with the outputs; backward; ``read_gradient``; the
+    penalty's own gradient; ``after_backward`` (gradient edits); the optimiser step; ``after_step``.
+    """
     model.train()
     total, steps = None, 0
     for batch in iterate_batches(data, batch_size, generator, strategy.epoch_repeats(task)):
-        loss = strategy.loss(model, batch, task)
+        loss, outputs, penalty = step_loss(model, strategy, batch, task)
+        strategy.after_forward(model, batch, outputs.detach(), task)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        strategy.read_gradient(model)
+        if isinstance(penalty, Penalty):
+            penalty.add_gradient()
         strategy.after_backward(model)
         optimizer.step()
         strategy.after_step(model)
         total = loss.detach() if total is None else total + loss.detach()  # no per-step sync
         steps += 1
     return float(total) / steps if steps else 0.0
+
+
+def step_loss(model: nn.Module, strategy: Strategy, batch: Batch, task: Task
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float | Penalty]:
+    """What one step minimises: ``loss + extra_loss + penalty`` given the batch's outputs.
+    Returns (that loss, the outputs, the penalty — whose gradient a ``Penalty`` adds itself)."""
+    outputs = strategy.predict(model, batch[0], batch[2])
+    loss = strategy.loss(model, batch, outputs, task) + strategy.extra_loss(model, batch, outputs, task)
+    penalty = strategy.penalty(model)
+    return loss + penalty_value(penalty), outputs, penalty
+
+
+def train_function(model: nn.Module, strategy: Strategy, task: Task, config: TrainConfig) -> TrainFunction:
+    """The loop's own training, lent to ``after_task`` (PackNet's and CPG's retraining): epochs
+    over ``data`` through the strategy's hooks with a fresh optimiser, batches seeded by ``seed``
+    (``epochs`` None: the run's epochs per task)."""
+
+    def train(data: Batch, epochs: int | None, seed: int) -> None:
+        optimizer = make_optimizer(model, config)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(config.epochs if epochs is None else epochs):
+            train_epoch(model, strategy, optimizer, task, data, config.batch_size, generator)
+
+    return train
 
 
 def model_size(model: nn.Module) -> dict[str, int]:
@@ -182,7 +197,7 @@ def run_stream(
                 state.curve.append(point)
                 event["seen_mean"] = point["seen_mean"]
             notify(event)
-        strategy.after_task(model, task)
+        strategy.after_task(model, task, train_function(model, strategy, task, config))
         strategy.tasks_learned_ = task.id + 1
         state.task_times.append(time.perf_counter() - start)
         state.accuracy_matrix.append(evaluate_tasks(model, strategy, tasks))

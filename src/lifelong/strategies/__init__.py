@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
+from .combined import Combined, member_options
 
 
 def load_all() -> None:
@@ -20,8 +21,16 @@ def load_all() -> None:
 
 
 def make_strategy(name: str, **hyperparameters) -> Strategy:
-    """Build a registered strategy, e.g. ``make_strategy("ewc", lam=100)``."""
+    """Build a registered strategy, e.g. ``make_strategy("ewc", lam=100)``, or a combination of
+    several joined by ``+`` with options per member: ``make_strategy("ewc+replay", ewc={"lam":
+    1000}, replay={"buffer_size": 500})`` (or ``**{"ewc.lam": 1000}``; see ``combined``)."""
     load_all()
+    if not isinstance(name, str):
+        raise LifelongError(f"a strategy is named by text, got {name!r}")
+    if "+" in name:
+        names = [part.strip() for part in name.split("+")]
+        options = member_options(names, hyperparameters)
+        return Combined([make_strategy(part, **options[part]) for part in names])
     factory = STRATEGIES.get(name)
     STRATEGIES.check_options(name, hyperparameters, "hyper-parameter")
     try:
@@ -49,4 +58,4 @@ def resolved_hyperparameters(name: str, **options) -> dict:
     return make_strategy(name, **options).hyperparameters()
 
 
-__all__ = ["Batch", "Strategy", "load_all", "make_strategy", "resolved_hyperparameters"]
+__all__ = ["Batch", "Combined", "Strategy", "load_all", "make_strategy", "resolved_hyperparameters"]

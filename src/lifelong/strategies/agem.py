@@ -23,9 +23,10 @@ from torch import nn
 from ..checks import check_count
 from ..data.streams import Task
 from ..registry import STRATEGIES
-from .base import Strategy
-from .gem import flat_grad, trainable, write_grad
-from .memory import SeededRandom, append_task_memory, tensor_bytes
+from .base import Strategy, TrainFunction
+from .gem import flat_grad, write_grad
+from .importance import trainable
+from .memory import SeededRandom, append_task_memory, as_records, tensor_bytes
 
 
 def agem_project(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,6 @@ def agem_project(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
 class AGEM(SeededRandom, Strategy):
     """A-GEM: project the gradient against the gradient of a random batch of past memories."""
 
-    name = "agem"
 
     def __init__(self, memory_per_task: int = 256, ref_batch_size: int = 256) -> None:
         self.memory_per_task = check_count("memory_per_task", memory_per_task)
@@ -53,10 +53,10 @@ class AGEM(SeededRandom, Strategy):
         super().setup(stream, config)
         self.seed_rng(self.seed_ + 4002)
 
-    def after_task(self, model: nn.Module, task: Task) -> None:
-        data = self.train_data(task)
-        self.memory_ = append_task_memory(self.memory_, data, self.memory_per_task, self.rng())
-        self.grad_bytes_ = sum(p.numel() * p.element_size() for _, p in trainable(model))
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
+        records = as_records(self.train_data(task))
+        self.memory_ = append_task_memory(self.memory_, records, self.memory_per_task, self.rng())
+        self.grad_bytes_ = sum(p.numel() * p.element_size() for p in trainable(model).values())
 
     def reference_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``ref_batch_size`` examples drawn uniformly from the valid memories of all tasks."""
@@ -67,7 +67,7 @@ class AGEM(SeededRandom, Strategy):
         return x[pick], self.memory_["y"].reshape(-1)[pick], self.memory_["t"].reshape(-1)[pick]
 
     def reference_gradient(self, model: nn.Module) -> torch.Tensor:
-        params = [p for _, p in trainable(model)]
+        params = list(trainable(model).values())
         x, y, t = self.reference_batch()
         loss = F.cross_entropy(self.logits(model, x, t), y)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
@@ -77,7 +77,7 @@ class AGEM(SeededRandom, Strategy):
     def after_backward(self, model: nn.Module) -> None:
         if not self.memory_:
             return
-        params = [p for _, p in trainable(model)]
+        params = list(trainable(model).values())
         g_ref = self.reference_gradient(model)
         g = flat_grad(params)
         projected = agem_project(g, g_ref)

@@ -47,17 +47,17 @@ from ..checks import check_count, check_number
 from ..data.streams import Task
 from ..models.columns import check_chain, hidden_widths, parse_chain, refuse_frozen, widen
 from ..registry import STRATEGIES
-from .base import Batch, Strategy
+from .base import Batch, Strategy, TrainFunction
 from .masks import (
     FREE,
     Freeze,
     batch_accuracy,
     keep_largest,
     layer_roles,
+    lent_training,
     owned,
     pad_to,
     redraw_free,
-    retrain,
     route_by_task,
     split_holdout,
 )
@@ -70,7 +70,6 @@ PICK_THRESHOLD = 5e-3
 class CPG(Strategy):
     """Compacting, Picking and Growing (Hung et al. 2019). See the module docstring."""
 
-    name = "cpg"
     needs_task_identity = True
 
     def __init__(self, holdout: float = 0.1, tolerance: float = 0.01, max_sparsity: float = 0.9,
@@ -100,7 +99,6 @@ class CPG(Strategy):
         self.widths_: list[int] = []
         self.task_widths_: dict[str, list[int]] = {}
         self.log_: list[dict] = []
-        self.tasks_done_ = 0
         self._freeze: Freeze | None = None
         self._scores: dict[str, torch.Tensor] | None = None
         self._score_optimizer: torch.optim.Optimizer | None = None
@@ -147,16 +145,17 @@ class CPG(Strategy):
             self._score_optimizer.step()
             self._score_optimizer.zero_grad(set_to_none=True)
 
-    def after_task(self, model: nn.Module, task: Task) -> None:
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         held = self.held_out(task)
         accuracy, tries = batch_accuracy(self, model, held), 0
         while self.goal is not None and accuracy < self.goal and tries < self.max_grow:
             self._grow(model, task, f"held-out accuracy {accuracy:.3f} < goal {self.goal}")
             self._set_trainable(model, task, {n: o == FREE for n, o in self.owner_.items()})
-            retrain(self, model, task, self.train_data(task), self.config.epochs, self._seed(task, tries + 1))
+            lent_training(train, "cpg")(self.train_data(task), None, self._seed(task, tries + 1))
             accuracy, tries = batch_accuracy(self, model, held), tries + 1
         picked = self._fix_picks(task)
-        sparsity, kept, final = self._compact(model, task, held, accuracy - self.tolerance)
+        sparsity, kept, final = self._compact(model, task, held, accuracy - self.tolerance,
+                                               lent_training(train, "cpg"))
         for n, keep in kept.items():
             self.owner_[n] = torch.where(keep, task.id + 1, self.owner_[n]).to(torch.int16)
         _, heads, _ = layer_roles(model, "cpg")
@@ -168,7 +167,6 @@ class CPG(Strategy):
                           "compacted_acc": final, "sparsity": sparsity, "picked": picked,
                           "grown": len(self._grown), "grew_because": list(self._grown),
                           "free_weights": free})
-        self.tasks_done_ = task.id + 1
         self._freeze = None
 
     def _fix_picks(self, task: Task) -> float:
@@ -184,7 +182,7 @@ class CPG(Strategy):
         return sum(int((p & m).sum()) for p, m in old) / max(1, total)
 
     # ----------------------------------------------------------- compacting
-    def _compact(self, model: nn.Module, task: Task, held: Batch, goal: float
+    def _compact(self, model: nn.Module, task: Task, held: Batch, goal: float, train: TrainFunction
                  ) -> tuple[float, dict[str, torch.Tensor], float]:
         """Gradual pruning of the task's weights while the held-out accuracy stays ≥ ``goal``.
 
@@ -199,8 +197,7 @@ class CPG(Strategy):
                 for n in trained:
                     params[n].masked_fill_(trained[n] & ~kept[n], 0.0)
             self._set_trainable(model, task, dict(kept))
-            retrain(self, model, task, self.train_data(task), self.compact_epochs,
-                    self._seed(task, 100 + step))
+            train(self.train_data(task), self.compact_epochs, self._seed(task, 100 + step))
             step_accuracy = batch_accuracy(self, model, held)
             if step_accuracy < goal:
                 break
@@ -241,9 +238,9 @@ class CPG(Strategy):
         return route_by_task(x, task_ids, lambda xs, t: self._forward_task(model, xs, t))
 
     def _forward_task(self, model: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
-        if t > self.tasks_done_:  # a task not met yet: the live network
+        if t > self.tasks_learned_:  # a task not met yet: the live network
             return model(x)
-        learning = t == self.tasks_done_
+        learning = t == self.tasks_learned_
         params = dict(model.named_parameters())
         effective = {}
         for n, owner in self.owner_.items():

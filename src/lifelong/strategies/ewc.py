@@ -39,7 +39,6 @@ FISHER_KINDS = ("true", "empirical")
 class EWC(QuadraticPenalty):
     """Ω = the diagonal Fisher information of the task just learned."""
 
-    name = "ewc"
     default_merge = "separate"
 
     def __init__(self, lam: float = 1000.0, fisher: str = "true", per_sample: bool = True,

@@ -51,8 +51,9 @@ from ..checks import check_choice, check_count, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
 from ..registry import STRATEGIES
-from .base import Strategy
-from .memory import SeededRandom, append_task_memory, tensor_bytes
+from .base import Strategy, TrainFunction
+from .importance import trainable
+from .memory import SeededRandom, append_task_memory, as_records, tensor_bytes
 from .qp import solve_nonneg_qp
 
 GRAD_MODES = ("batched", "per_task")
@@ -68,10 +69,6 @@ class _Logits(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.strategy.logits(self.model, x, t)
-
-
-def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
 def batch_statistics(module: nn.Module) -> bool:
@@ -102,7 +99,6 @@ def write_grad(params: list[torch.Tensor], vector: torch.Tensor) -> None:
 class GEM(SeededRandom, Strategy):
     """GEM: per-task episodic memories and a QP projection of every conflicting gradient."""
 
-    name = "gem"
 
     def __init__(self, memory_per_task: int = 256, margin: float = 0.5, eps: float = 1e-3,
                  memory_grads: str = "batched") -> None:
@@ -131,10 +127,10 @@ class GEM(SeededRandom, Strategy):
                 )
         return super().before_task(model, task)
 
-    def after_task(self, model: nn.Module, task: Task) -> None:
-        data = self.train_data(task)
-        self.memory_ = append_task_memory(self.memory_, data, self.memory_per_task, self.rng())
-        self.grad_row_bytes_ = sum(p.numel() * p.element_size() for _, p in trainable(model))
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
+        records = as_records(self.train_data(task))
+        self.memory_ = append_task_memory(self.memory_, records, self.memory_per_task, self.rng())
+        self.grad_row_bytes_ = sum(p.numel() * p.element_size() for p in trainable(model).values())
 
     # ------------------------------------------------------------ memory gradients
     def memory_gradients(self, model: nn.Module) -> torch.Tensor:
@@ -144,7 +140,7 @@ class GEM(SeededRandom, Strategy):
         return self._gradients_batched(model)
 
     def _gradients_batched(self, model: nn.Module) -> torch.Tensor:
-        named = trainable(model)
+        named = list(trainable(model).items())
         wrapper = _Logits(self, model)
         params = {f"model.{n}": p.detach() for n, p in named}
 
@@ -160,7 +156,7 @@ class GEM(SeededRandom, Strategy):
         return torch.cat([grads[f"model.{n}"].reshape(m["y"].shape[0], -1) for n, _ in named], 1)
 
     def _gradients_per_task(self, model: nn.Module) -> torch.Tensor:
-        params = [p for _, p in trainable(model)]
+        params = list(trainable(model).values())
         rows = []
         for k in range(self.memory_["y"].shape[0]):  # one forward and backward per past task
             valid = self.memory_["valid"][k]
@@ -183,7 +179,7 @@ class GEM(SeededRandom, Strategy):
     def after_backward(self, model: nn.Module) -> None:
         if not self.memory_:
             return
-        params = [p for _, p in trainable(model)]
+        params = list(trainable(model).values())
         G = self.memory_gradients(model)
         g = flat_grad(params)
         projected = self.project(g, G)

@@ -63,7 +63,7 @@ from ..models.heads import mask_logits
 from ..models.modes import eval_mode
 from ..models.vae import VAE, sample_grid_png
 from ..registry import STRATEGIES
-from .base import Batch, Strategy
+from .base import Batch, Strategy, TrainFunction
 
 CONDITIONS = ("auto", "class", "task", "none")
 TARGETS = ("hard", "soft")
@@ -77,7 +77,6 @@ EPOCHS = ("task", "seen")
 class GenerativeReplay(Strategy):
     """Train on new data mixed with generated past inputs labelled by the previous learner."""
 
-    name = "generative-replay"
 
     def __init__(
         self,
@@ -118,7 +117,6 @@ class GenerativeReplay(Strategy):
         super().setup(stream, config)
         self._stream_facts(stream)
         self.seen_classes_ = torch.zeros(stream.num_classes, dtype=torch.bool)
-        self.tasks_seen_ = 0
         self.generator_, self.previous_, self.generator_loss_ = {}, {}, []
 
     def extend(self, stream: Stream, config) -> None:
@@ -174,15 +172,16 @@ class GenerativeReplay(Strategy):
         so that it makes as many steps as joint training's over the same tasks (the earlier
         tasks' share of every batch coming from the generator instead of stored data); the
         generator trains on the same passes. Indices repeat, the data is not copied."""
-        return self.tasks_seen_ + 1 if self.epoch == "seen" else 1
+        return self.tasks_learned_ + 1 if self.epoch == "seen" else 1
 
     def current_share(self) -> float:
         """r: the weight of the current task's loss (1/t by default, t counting this task)."""
-        return self.current_weight if self.current_weight is not None else 1 / (self.tasks_seen_ + 1)
+        return self.current_weight if self.current_weight is not None else 1 / (self.tasks_learned_ + 1)
 
-    def loss(self, model: nn.Module, batch: Batch, task: Task) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: Batch, outputs: torch.Tensor, task: Task) -> torch.Tensor:
+        """r · the batch's cross-entropy + (1 − r) · the replayed inputs' loss (Eq. 1)."""
         x, y, t = batch
-        current = F.cross_entropy(self.logits(model, x, t), y)
+        current = F.cross_entropy(mask_logits(outputs, t, self.class_mask_), y)
         if not self.previous_ or self._replayer is None:
             return current
         xr, tr, target = self.replay(model, self.replay_size or x.shape[0])
@@ -202,7 +201,7 @@ class GenerativeReplay(Strategy):
         elif self.class_task_ is not None:
             t = self.class_task_.to(x.device)[cond]
         else:
-            t = torch.full((n,), self.tasks_seen_ - 1, dtype=torch.long, device=x.device)
+            t = torch.full((n,), self.tasks_learned_ - 1, dtype=torch.long, device=x.device)
         with torch.no_grad(), eval_mode(model):  # the previous learner answers as at test time
             old = functional_call(model, self.previous_, (x,))
         with torch.no_grad():
@@ -231,22 +230,21 @@ class GenerativeReplay(Strategy):
     def _condition_pool(self) -> torch.Tensor:
         """The conditions seen so far: the earlier tasks' ids, or the classes seen."""
         if self.condition_ == "task":
-            return torch.arange(self.tasks_seen_)
+            return torch.arange(self.tasks_learned_)
         return self.seen_classes_.nonzero().flatten()
 
     # ----------------------------------------------------------------- generator
-    def after_task(self, model: nn.Module, task: Task) -> None:
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         device = next(model.parameters()).device
         self.train_generator(task, device)
         self.previous_ = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.seen_classes_ = self.seen_classes_.clone()
         self.seen_classes_[list(task.classes)] = True
-        self.tasks_seen_ += 1
 
     def train_generator(self, task: Task, device: torch.device) -> list[float]:
         """Fit the generator to ``task``'s inputs mixed with its own earlier samples (weighted
         r and 1 − r as the solver); returns (and keeps) the mean loss of each epoch."""
-        from ..train import batch_indices  # the loop's shuffling (train imports strategies)
+        from ..batches import batch_indices  # the loop's shuffling
 
         vae = self._build_generator(device)
         vae.train()

@@ -29,7 +29,7 @@ from ..checks import check_choice, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
 from ..models.modes import eval_mode
-from .base import Batch, Strategy
+from .base import Batch, Penalty, Strategy, TrainFunction
 
 Params = dict[str, torch.Tensor]
 MERGE_RULES = ("separate", "sum", "decay", "mean", "latest")
@@ -93,7 +93,6 @@ class QuadraticPenalty(Strategy):
     """Adds λ Σ Ω (θ − θ*)² to the loss; subclasses implement ``estimate(model, task)``."""
 
     default_merge = "sum"
-    keeps_task_gradient = False  # True: .grad's task gradient must survive the penalty's add
 
     def __init__(self, lam: float, merge: str | None = None, gamma: float = 1.0) -> None:
         self.lam = check_number("lam", lam)
@@ -104,8 +103,6 @@ class QuadraticPenalty(Strategy):
         self.offset_ = 0.0
         self.task_omegas_: list[Params] = []
         self.task_anchors_: list[Params] = []
-        self.tasks_merged_ = 0
-        self._pending: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # (r, u) for the gradient
         self._derived: dict[str, tuple[torch.Tensor, ...]] = {}  # (Ω, θ*, √Ω, −√Ω θ*) per weight
         self._buffers: dict[str, list[torch.Tensor]] = {}  # reused every step
 
@@ -126,22 +123,22 @@ class QuadraticPenalty(Strategy):
         return out * self.class_mask_.to(out.device)[t].to(out.dtype)
 
     # ------------------------------------------------------------ penalty
-    def penalty(self, model: nn.Module) -> torch.Tensor | float:
-        """The value λ (Σ Ω (θ − θ*)² + c), without an autograd graph: ``after_backward`` adds
-        its gradient 2λΩ(θ − θ*) to ``.grad`` (the loop calls both on every step).
+    def penalty(self, model: nn.Module) -> Penalty | float:
+        """The value λ (Σ Ω (θ − θ*)² + c), without an autograd graph, and its gradient
+        2λΩ(θ − θ*), which the loop adds after backward (``Penalty``).
 
         The penalty touches every weight on every step, so it is written for memory traffic.
         With r = √Ω kept beside Ω and s = −r θ*, one fused pass gives u = r θ + s = r (θ − θ*)
         into a buffer kept between steps; the value is λ u·u and the gradient 2λ r u, one more
-        fused pass in ``after_backward``. (u has the rounding of r θ rather than of θ − θ*: a
-        relative error of about 10⁻⁷ |θ| / |θ − θ*|, far below the gradient's noise.)
+        fused pass. (u has the rounding of r θ rather than of θ − θ*: a relative error of about
+        10⁻⁷ |θ| / |θ − θ*|, far below the gradient's noise.)
         """
-        self._pending = {}
         if not self.omega_ or self.lam == 0:
             return 0.0
-        total = None
+        total, pending = None, {}
+        params = trainable(model)
         with torch.no_grad():
-            for n, p in trainable(model).items():
+            for n, p in params.items():
                 root_shift = self._root_shift(n, p)
                 if root_shift is None:
                     continue
@@ -151,36 +148,29 @@ class QuadraticPenalty(Strategy):
                 flat = u.reshape(-1)
                 term = torch.dot(flat, flat)
                 total = term if total is None else total + term
-                self._pending[n] = (root, u)
-        return 0.0 if total is None else self.lam * (total + self.offset_)
+                pending[n] = (root, u)
+        if total is None:
+            return 0.0
 
-    def after_backward(self, model: nn.Module) -> None:
-        """Adds the gradient of the last ``penalty`` value, 2λΩ(θ − θ*) = 2λ r u, to ``.grad``.
+        def write() -> None:  # .grad ← .grad + 2λ r u, written over u (u becomes .grad)
+            for n, (root, u) in pending.items():
+                p = params[n]
+                if p.grad is None:
+                    p.grad = torch.mul(root, u, out=u).mul_(2.0 * self.lam)
+                else:
+                    p.grad = torch.addcmul(p.grad, root, u, value=2.0 * self.lam, out=u)
 
-        In place, unless ``keeps_task_gradient``: then the sum overwrites u, u becomes
-        ``.grad``, and the tensor autograd wrote (the task loss's gradient) stays untouched for
-        SI and RWalk to read after the step, with no copy. (In-place writes also spare the
-        memory traffic of filling a cold buffer.)
-        """
-        pending, self._pending = self._pending, {}
+        return Penalty(self.lam * (total + self.offset_), write)
+
+    def read_gradient(self, model: nn.Module) -> None:
+        """``on_task_gradient`` for every parameter with a gradient (the loss's alone)."""
         for n, p in trainable(model).items():
             if p.grad is not None:
                 self.on_task_gradient(n, p)
-            root_u = pending.get(n)
-            if root_u is None:
-                continue
-            root, u = root_u
-            if p.grad is None:
-                p.grad = torch.mul(root, u).mul_(2.0 * self.lam)
-            elif self.keeps_task_gradient:
-                p.grad = torch.addcmul(p.grad, root, u, value=2.0 * self.lam, out=u)
-            else:
-                p.grad.addcmul_(root, u, value=2.0 * self.lam)
 
     def on_task_gradient(self, name: str, param: torch.Tensor) -> None:
-        """Called by ``after_backward`` for each parameter while ``.grad`` holds the task loss's
-        gradient alone, just before the penalty's gradient joins it (SI and RWalk read it here).
-        Default: nothing."""
+        """Called for each parameter while ``.grad`` holds the loss's gradient alone, before any
+        penalty's gradient joins it (SI and RWalk read it here). Default: nothing."""
 
     def _root_shift(self, name: str, param: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(√Ω, −√Ω θ*) for one parameter, rebuilt whenever Ω or θ* is replaced (None: not
@@ -197,8 +187,8 @@ class QuadraticPenalty(Strategy):
 
     def _u_buffer(self, name: str, param: torch.Tensor) -> torch.Tensor:
         """A buffer shaped like ``param`` for u, reused from step to step (not learned state),
-        and never ``param.grad`` itself: with ``keeps_task_gradient`` last step's u became
-        ``.grad``, which the loop still holds (or zeroes in place), so two buffers alternate."""
+        and never ``param.grad`` itself: last step's u became ``.grad``, which the loop still holds
+        (or zeroes in place), so two buffers alternate."""
         buffers = self._buffers.get(name)
         if buffers is None or not fits(buffers[0], param):
             buffers = self._buffers[name] = [buffer_like(param)]
@@ -215,7 +205,7 @@ class QuadraticPenalty(Strategy):
             return None
         return 2.0 * self.lam * omega * (param.detach() - self.anchor_[name])
 
-    def after_task(self, model: nn.Module, task: Task) -> None:
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         with eval_mode(model):
             omega = {n: w.detach().float().clone() for n, w in self.estimate(model, task).items()}
         anchor = {n: p.detach().clone() for n, p in trainable(model).items()}
@@ -223,7 +213,6 @@ class QuadraticPenalty(Strategy):
 
     def merge_importance(self, omega: Params, anchor: Params) -> None:
         """Fold one task's Ω_t and anchor into the penalty by the merge rule."""
-        self.tasks_merged_ += 1
         if self.merge == "separate":
             self.task_omegas_.append(omega)
             self.task_anchors_.append(anchor)
@@ -231,7 +220,7 @@ class QuadraticPenalty(Strategy):
                 self.task_omegas_, self.task_anchors_
             )
             return
-        k, merged = self.tasks_merged_, {}
+        k, merged = self.tasks_learned_ + 1, {}  # Ω_t of the k-th task learned
         for name, new in omega.items():
             old = self.omega_.get(name)
             if self.merge == "latest" or old is None or old.shape != new.shape:

@@ -22,7 +22,6 @@ class Joint(Strategy):
     The stored data counts as its memory.
     """
 
-    name = "joint"
 
     def __init__(self) -> None:
         self.seen_: dict[str, list[torch.Tensor]] = {}

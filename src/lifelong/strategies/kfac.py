@@ -38,7 +38,7 @@ from ..data.streams import Task
 from ..errors import LifelongError
 from ..models.modes import eval_mode
 from ..registry import STRATEGIES
-from .base import Strategy
+from .base import Penalty, Strategy, TrainFunction
 from .gradient_stats import outside_linear
 from .importance import estimation_sample, trainable
 
@@ -69,7 +69,6 @@ def augmented(layer: nn.Linear) -> torch.Tensor:
 class KroneckerLaplace(Strategy):
     """λ Σ_tasks Σ_layers tr(ΔW̃ᵀ G ΔW̃ A): one (A, G, anchor) per task and linear layer."""
 
-    name = "kfac"
 
     def __init__(self, lam: float = 10.0, fisher: str = "true", samples: int | None = None) -> None:
         self.lam = check_number("lam", lam)
@@ -78,21 +77,21 @@ class KroneckerLaplace(Strategy):
         self.input_factors_: list[dict[str, torch.Tensor]] = []   # A_k per task and layer
         self.output_factors_: list[dict[str, torch.Tensor]] = []  # G_k
         self.anchors_: list[dict[str, torch.Tensor]] = []         # W̃*_k
-        self._grads: dict[str, torch.Tensor] = {}
 
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         linear_layers(model)  # refuse a model it cannot factor before training it
         return model
 
     # ------------------------------------------------------------ penalty
-    def penalty(self, model: nn.Module) -> torch.Tensor | float:
-        """The value λ Σ tr(ΔW̃ᵀ G ΔW̃ A); the gradient 2λ Σ G ΔW̃ A waits for ``after_backward``."""
-        self._grads = {}
+    def penalty(self, model: nn.Module) -> Penalty | float:
+        """The value λ Σ tr(ΔW̃ᵀ G ΔW̃ A) and its gradient 2λ Σ G ΔW̃ A, which the loop adds after
+        backward (``Penalty``)."""
         if not self.anchors_:
             return 0.0
-        total = None
+        total, grads = None, {}
+        layers = linear_layers(model)
         with torch.no_grad():
-            for name, layer in linear_layers(model).items():
+            for name, layer in layers.items():
                 w = augmented(layer)
                 grad = torch.zeros_like(w)
                 for a, g, anchor in zip(self.input_factors_, self.output_factors_, self.anchors_):
@@ -103,25 +102,22 @@ class KroneckerLaplace(Strategy):
                     term = (d * gda).sum()
                     total = term if total is None else total + term
                     grad += gda
-                self._grads[name] = grad.mul_(2 * self.lam)
-        return 0.0 if total is None else self.lam * total
+                grads[name] = grad.mul_(2 * self.lam)
+        if total is None:
+            return 0.0
 
-    def after_backward(self, model: nn.Module) -> None:
-        for name, layer in linear_layers(model).items():
-            grad = self._grads.get(name)
-            if grad is None:
-                continue
-            for param, part in ((layer.weight, grad[:, :-1]), (layer.bias, grad[:, -1])):
-                if param is None or not param.requires_grad:
-                    continue
-                if param.grad is None:
-                    param.grad = part.contiguous()
-                else:
-                    param.grad.add_(part)
-        self._grads = {}
+        def write() -> None:
+            for name, grad in grads.items():
+                layer = layers[name]
+                for param, part in ((layer.weight, grad[:, :-1]), (layer.bias, grad[:, -1])):
+                    if param is None or not param.requires_grad:
+                        continue
+                    param.grad = part.contiguous() if param.grad is None else param.grad + part
+
+        return Penalty(self.lam * total, write)
 
     # ------------------------------------------------------------ factors
-    def after_task(self, model: nn.Module, task: Task) -> None:
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         a, g = self.factors(model, task)
         self.input_factors_ = [*self.input_factors_, a]
         self.output_factors_ = [*self.output_factors_, g]

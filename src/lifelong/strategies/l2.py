@@ -21,7 +21,6 @@ from .importance import Params, QuadraticPenalty, trainable
 class L2(QuadraticPenalty):
     """Ω = 1 for every trainable parameter."""
 
-    name = "l2"
     default_merge = "latest"
 
     def __init__(self, lam: float = 0.3, merge: str | None = None, gamma: float = 1.0) -> None:

@@ -34,10 +34,9 @@ from torch import nn
 
 from ..checks import check_number
 from ..data.streams import Task
-from ..models.heads import mask_logits
 from ..models.modes import eval_mode
 from ..registry import STRATEGIES
-from .base import Batch, Strategy
+from .base import Batch, Strategy, TrainFunction
 
 
 def distillation_loss(
@@ -61,7 +60,6 @@ def distillation_loss(
 class LwF(Strategy):
     """LwF: cross-entropy on the new task + λ·distillation from the previous model."""
 
-    name = "lwf"
 
     def __init__(self, lam: float = 1.0, temperature: float = 2.0) -> None:
         check_number("lam", lam)  # λ_o, the distillation weight
@@ -72,7 +70,7 @@ class LwF(Strategy):
         self.old_heads_: torch.Tensor | None = None
         self.num_classes_ = 0
 
-    def after_task(self, model: nn.Module, task: Task) -> None:
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
         self.old_model_ = {name: t.detach().clone() for name, t in state.items()}
         head = torch.zeros(1, self.num_classes_, dtype=torch.bool)
@@ -96,12 +94,11 @@ class LwF(Strategy):
         with eval_mode(model):
             return torch.func.functional_call(model, self.old_model_, (x,))
 
-    def loss(self, model: nn.Module, batch: Batch, task: Task) -> torch.Tensor:
-        x, y, t = batch
-        raw = self.predict(model, x, t)
-        loss = F.cross_entropy(mask_logits(raw, t, self.class_mask_), y) + self.penalty(model)
-        if self.old_model_ and self.old_heads_ is not None and self.lam > 0:
-            heads = self.old_heads_.to(raw.device)
-            loss = loss + self.lam * distillation_loss(
-                raw, self.old_logits(model, x), heads, self.temperature)
-        return loss
+    def extra_loss(self, model: nn.Module, batch: Batch, outputs: torch.Tensor,
+                   task: Task) -> torch.Tensor | float:
+        """λ_o · the distillation from the previous model on the batch's inputs (eq. 2)."""
+        if not self.old_model_ or self.old_heads_ is None or self.lam == 0:
+            return 0.0
+        heads = self.old_heads_.to(outputs.device)
+        old = self.old_logits(model, batch[0])
+        return self.lam * distillation_loss(outputs, old, heads, self.temperature)

@@ -29,7 +29,6 @@ from .importance import Params, QuadraticPenalty
 class MAS(QuadraticPenalty):
     """Ω = mean over examples of |∂‖f(x)‖²/∂θ|."""
 
-    name = "mas"
     default_merge = "sum"
 
     def __init__(self, lam: float = 1.0, samples: int | None = None, merge: str | None = None,

@@ -19,10 +19,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..data.streams import Task
+from ..errors import LifelongError
 from ..models.columns import Chain, parse_chain
 from ..models.modes import eval_mode
-from .base import Batch, Strategy
+from .base import Batch, Strategy, TrainFunction
 
 FREE = 0
 
@@ -108,15 +108,12 @@ class Freeze:
                 param.copy_(torch.where(allowed, param, anchor))
 
 
-def retrain(strategy: Strategy, model: nn.Module, task: Task, data: Batch, epochs: int,
-            seed: int) -> None:
-    """Extra epochs through the strategy's hooks with a fresh optimiser (the loop's own pieces)."""
-    from ..train import make_optimizer, train_epoch
-
-    optimizer = make_optimizer(model, strategy.config)
-    generator = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        train_epoch(model, strategy, optimizer, task, data, strategy.config.batch_size, generator)
+def lent_training(train: TrainFunction | None, method: str) -> TrainFunction:
+    """The loop's training function ``after_task`` received, or a one-line error without one."""
+    if train is None:
+        raise LifelongError(f"{method} retrains after each task through the loop's training function; "
+                            "call after_task(model, task, train) as the loop does (lifelong.fit)")
+    return train
 
 
 def split_holdout(data: Batch, fraction: float, seed: int) -> tuple[Batch, Batch]:

@@ -1,31 +1,56 @@
-"""Memories of the past as plain tensor dicts: per-task episodic memory, reservoir and
-class-balanced buffers, and a seeded generator that checkpoints with the strategy.
+"""Memories of the past as records of named tensors, with the selection policies of the field.
 
-Every buffer is a ``dict[str, Tensor]`` with keys ``x``, ``y``, ``t`` (inputs, labels, task
-ids) and, for some kinds, bookkeeping tensors — so a strategy keeps it in an attribute ending
-in ``_`` and ``Strategy.state_dict`` saves it without pickling. All updates are vectorised
-tensor operations (no Python loop over examples).
+A memory is a ``dict[str, Tensor]`` whose tensors share their first dimension, one row per stored
+example: ``x``, ``y``, ``t`` (inputs, labels, task ids) and whatever else a method keeps —
+``logits`` (DER), ``features`` (iCaRL) — plus the policies' bookkeeping (``key``, ``rank``). A
+strategy keeps it in an attribute ending in ``_``, so ``Strategy.state_dict`` saves it without
+pickling. Updates are vectorised tensor operations (no Python loop over examples).
 
-* ``append_task_memory`` — GEM/A-GEM's episodic memory: ``m`` examples per task, stacked as
-  ``(T, m, ...)`` with a ``valid`` mask (a task with fewer than ``m`` examples is padded).
-* ``reservoir_add`` — Vitter's algorithm R (1985): after ``n`` examples each one is kept with
-  probability ``size / n``.
-* ``class_balanced_add`` — every seen class gets an equal share of the buffer (water-filling:
-  a class with fewer examples than its share keeps all of them and the rest is shared out);
-  inside a class the kept examples are those with the smallest random keys (a bottom-k
-  sample, i.e. uniform without replacement).
+Selection policies (``add_to_memory(policy, ...)``; each returns the new memory):
+
+* ``reservoir`` — Vitter's algorithm R (1985): after ``n`` examples each one is kept with
+  probability ``size / n``;
+* ``class-balanced`` — every seen class gets an equal share of the memory (water-filling: a class
+  with fewer examples than its share keeps all of them and the rest is shared out); inside a class
+  the kept examples are those with the smallest random keys (a uniform bottom-k sample);
+* ``herding`` — iCaRL's (Rebuffi et al. 2017, Alg. 4): inside each class, examples are ranked by
+  greedy herding on their L2-normalised features — the k-th pick is the example that brings the
+  mean of the k picked closest to the class mean — and each class keeps its first picks up to its
+  equal share (Alg. 5, "reduce exemplar set": the lowest ranks stay when the share shrinks).
+
+``append_task_memory`` is GEM's and A-GEM's episodic memory: ``m`` examples per task, stacked as
+``(T, m, ...)`` with a ``valid`` mask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from ..errors import LifelongError
 from .base import Batch
 
-Buffer = dict[str, torch.Tensor]
-FIELDS = ("x", "y", "t")
+Memory = dict[str, torch.Tensor]
+POLICIES = ("reservoir", "class-balanced", "herding")
+
+
+def as_records(batch: Batch, **more: torch.Tensor) -> Memory:
+    """A batch ``(x, y, t)`` and any further named tensors as one record per example."""
+    x, y, t = batch
+    return {"x": x, "y": y, "t": t, **more}
+
+
+def memory_size(memory: Mapping[str, torch.Tensor]) -> int:
+    """How many examples ``memory`` holds."""
+    return int(next(iter(memory.values())).shape[0]) if memory else 0
+
+
+def take(memory: Mapping[str, torch.Tensor], index: torch.Tensor) -> Memory:
+    """The rows ``index`` of every field."""
+    return {k: v[index.to(v.device)] for k, v in memory.items()}
 
 
 def tensor_bytes(*values: Any) -> int:
@@ -41,60 +66,50 @@ def tensor_bytes(*values: Any) -> int:
     return total
 
 
-def buffer_len(buffer: Buffer) -> int:
-    return int(buffer["y"].shape[0]) if buffer else 0
+def sample(records: Mapping[str, torch.Tensor], k: int, generator: torch.Generator) -> Memory:
+    """``min(k, len)`` rows drawn uniformly without replacement (every field)."""
+    return take(records, torch.randperm(memory_size(records), generator=generator)[:k])
 
 
-def random_subset(data: Batch, m: int, generator: torch.Generator) -> Batch:
-    """``min(m, n)`` examples of ``data`` drawn uniformly without replacement."""
-    n = data[0].shape[0]
-    idx = torch.randperm(n, generator=generator)[:m].to(data[0].device)
-    return tuple(d[idx] for d in data)  # type: ignore[return-value]
-
-
-def append_task_memory(memory: Buffer, data: Batch, m: int, generator: torch.Generator) -> Buffer:
-    """Add ``m`` random examples of one task as a new row of the ``(T, m, ...)`` memory."""
-    x, y, t = random_subset(data, m, generator)
-    n = y.shape[0]
-    pad = torch.arange(m, device=y.device) % max(n, 1)  # repeat examples to fill the row
-    row = {"x": x[pad], "y": y[pad], "t": t[pad], "valid": torch.arange(m, device=y.device) < n}
+def append_task_memory(memory: Memory, records: Memory, m: int, generator: torch.Generator) -> Memory:
+    """Add ``m`` random examples of one task as a new row of the ``(T, m, ...)`` memory (a task
+    with fewer than ``m`` examples repeats them; ``valid`` marks the distinct ones)."""
+    chosen = sample(records, m, generator)
+    n = memory_size(chosen)
+    device = chosen["y"].device
+    pad = torch.arange(m, device=device) % max(n, 1)
+    row = {**{k: v[pad] for k, v in chosen.items()}, "valid": torch.arange(m, device=device) < n}
     if not memory:
         return {k: v.unsqueeze(0) for k, v in row.items()}
     return {k: torch.cat([memory[k], row[k].unsqueeze(0)]) for k in row}
 
 
-def sample(buffer: Buffer, k: int, generator: torch.Generator) -> Batch:
-    """``min(k, len)`` stored examples drawn uniformly without replacement."""
-    idx = torch.randperm(buffer_len(buffer), generator=generator)[:k].to(buffer["y"].device)
-    return tuple(buffer[f][idx] for f in FIELDS)  # type: ignore[return-value]
+# --------------------------------------------------------------------------- reservoir
+def reservoir_add(memory: Memory, records: Memory, seen: int, size: int,
+                  generator: torch.Generator) -> tuple[Memory, int]:
+    """Algorithm R over a batch at once; returns the new memory and the new count seen.
 
-
-def reservoir_add(
-    buffer: Buffer, batch: Batch, seen: int, size: int, generator: torch.Generator
-) -> tuple[Buffer, int]:
-    """Algorithm R over a batch at once; returns the new buffer and the new count seen.
-
-    Example ``i`` of the stream (0-based) fills slot ``i`` while the buffer is not full, else
-    draws ``j`` uniform in ``[0, i]`` and replaces slot ``j`` when ``j < size``. Within a batch
-    a later example overwrites an earlier one that drew the same slot, exactly as the
-    sequential algorithm does.
+    Example ``i`` of the stream (0-based) fills slot ``i`` while the memory is not full, else
+    draws ``j`` uniform in ``[0, i]`` and replaces slot ``j`` when ``j < size``. Within a batch a
+    later example overwrites an earlier one that drew the same slot, as the sequential algorithm.
     """
-    n = batch[1].shape[0]
-    device = batch[1].device
+    check_fields(memory, records)
+    n = memory_size(records)
+    device = records["y"].device
     pos = seen + torch.arange(n, dtype=torch.float64)
     draw = torch.floor(torch.rand(n, generator=generator, dtype=torch.float64) * (pos + 1))
     slot = torch.where(pos < size, pos, draw).long()
     keep = slot < size
     new_len = min(size, seen + n)
-    if not buffer:
-        buffer = {f: batch[i].new_zeros((0, *batch[i].shape[1:])) for i, f in enumerate(FIELDS)}
-    grown = {f: _grow(buffer[f], new_len) for f in FIELDS}
+    if not memory:
+        memory = {k: v.new_zeros((0, *v.shape[1:])) for k, v in records.items()}
+    grown = {k: _grow(memory[k], new_len) for k in records}
     last = torch.full((new_len,), -1, dtype=torch.long)
     last.scatter_reduce_(0, slot[keep], torch.arange(n)[keep], reduce="amax")
     slots, items = (last >= 0).nonzero().squeeze(1), last[last >= 0]
     slots, items = slots.to(device), items.to(device)
-    for i, f in enumerate(FIELDS):
-        grown[f][slots] = batch[i][items]
+    for k, v in records.items():
+        grown[k][slots] = v[items]
     return grown, seen + n
 
 
@@ -105,6 +120,7 @@ def _grow(value: torch.Tensor, length: int) -> torch.Tensor:
     return torch.cat([value, value.new_zeros((extra, *value.shape[1:]))])
 
 
+# --------------------------------------------------------------------------- by class
 def balanced_quotas(available: torch.Tensor, size: int) -> torch.Tensor:
     """Water-filling: an equal share of ``size`` per class with examples, capped by what the
     class has; what a small class cannot use is shared among the others (sum ≤ ``size``)."""
@@ -119,22 +135,90 @@ def balanced_quotas(available: torch.Tensor, size: int) -> torch.Tensor:
     return quotas
 
 
-def class_balanced_add(
-    buffer: Buffer, batch: Batch, size: int, generator: torch.Generator
-) -> Buffer:
-    """Merge ``batch`` into a class-balanced buffer; each example carries a random ``key``."""
-    keys = torch.rand(batch[1].shape[0], generator=generator, dtype=torch.float64)
-    new = {**dict(zip(FIELDS, batch)), "key": keys.to(batch[1].device)}
-    merged = {f: torch.cat([buffer[f], new[f]]) for f in new} if buffer else new
-    y = merged["y"]
+def keep_per_class(memory: Memory, order_key: torch.Tensor, size: int) -> Memory:
+    """The rows that stay when every class keeps its ``balanced_quotas`` share, taking the rows of
+    smallest ``order_key`` inside each class."""
+    y = memory["y"]
     counts = torch.bincount(y, minlength=int(y.max()) + 1)
     quotas = balanced_quotas(counts.cpu(), size).to(y.device)
-    by_key = torch.argsort(merged["key"], stable=True)
+    by_key = torch.argsort(order_key, stable=True)
     order = by_key[torch.argsort(y[by_key], stable=True)]  # by class, then by key
     first = torch.cumsum(counts, 0) - counts
     rank = torch.arange(y.shape[0], device=y.device) - first[y[order]]
-    kept = order[rank < quotas[y[order]]]
-    return {f: v[kept] for f, v in merged.items()}
+    return take(memory, order[rank < quotas[y[order]]])
+
+
+def class_balanced_add(memory: Memory, records: Memory, size: int, generator: torch.Generator) -> Memory:
+    """Merge ``records`` into a class-balanced memory; each example carries a random ``key``."""
+    check_fields(memory, records, extra=("key",))
+    keys = torch.rand(memory_size(records), generator=generator, dtype=torch.float64)
+    new = {**records, "key": keys.to(records["y"].device)}
+    merged = {k: torch.cat([memory[k], new[k]]) for k in new} if memory else new
+    return keep_per_class(merged, merged["key"], size)
+
+
+def herding_order(features: torch.Tensor, m: int | None = None) -> torch.Tensor:
+    """iCaRL's herding (Alg. 4) on one class: indices of the first ``m`` picks (all by default)
+    in the order picked. With φ the L2-normalised features and μ their mean, pick k is
+    argmin_x ‖μ − (φ(x) + Σ_{j<k} φ(p_j)) / k‖ over the examples not picked yet."""
+    phi = F.normalize(features.detach().flatten(1).double(), dim=1)
+    n = phi.shape[0]
+    m = n if m is None else min(m, n)
+    mu = phi.mean(0)
+    picked: list[int] = []
+    total = torch.zeros_like(mu)
+    free = torch.ones(n, dtype=torch.bool, device=phi.device)
+    for k in range(1, m + 1):
+        distance = (mu - (phi + total) / k).norm(dim=1).masked_fill(~free, float("inf"))
+        best = int(distance.argmin())
+        picked.append(best)
+        free[best] = False
+        total = total + phi[best]
+    return torch.tensor(picked, dtype=torch.long, device=features.device)
+
+
+def herding_add(memory: Memory, records: Memory, features: torch.Tensor, size: int) -> Memory:
+    """Add the classes of ``records`` ranked by herding on ``features`` (one row per record), then
+    keep every class's first picks up to its equal share of ``size`` (iCaRL's Alg. 4 and 5). New
+    rows rank after the stored ones (in iCaRL each class arrives with one task, ranked once)."""
+    check_fields(memory, records, extra=("rank",))
+    y = records["y"]
+    rank = torch.empty(y.shape[0], dtype=torch.float64, device=y.device)
+    offset = 0.0 if not memory else float(memory["rank"].max()) + 1
+    for c in y.unique().tolist():
+        rows = (y == c).nonzero().squeeze(1)
+        order = herding_order(features[rows])
+        rank[rows[order]] = offset + torch.arange(len(order), dtype=torch.float64, device=y.device)
+    new = {**records, "rank": rank}
+    merged = {k: torch.cat([memory[k], new[k]]) for k in new} if memory else new
+    return keep_per_class(merged, merged["rank"], size)
+
+
+def check_fields(memory: Memory, records: Memory, extra: tuple[str, ...] = ()) -> None:
+    """Records added to a memory must have the fields it stores (and no others)."""
+    if not memory:
+        return
+    expected = set(memory) - set(extra)
+    if set(records) != expected:
+        raise LifelongError(f"records with fields {sorted(records)} cannot join a memory of "
+                            f"{sorted(expected)}; add the same named tensors every time")
+
+
+def add_to_memory(policy: str, memory: Memory, records: Memory, size: int, seen: int,
+                  generator: torch.Generator, features: torch.Tensor | None = None) -> tuple[Memory, int]:
+    """Offer ``records`` to a memory of at most ``size`` examples under ``policy`` (one of
+    ``POLICIES``); returns the new memory and the count of examples offered so far. ``herding``
+    needs the records' ``features``."""
+    if policy == "reservoir":
+        return reservoir_add(memory, records, seen, size, generator)
+    seen += memory_size(records)
+    if policy == "class-balanced":
+        return class_balanced_add(memory, records, size, generator), seen
+    if policy == "herding":
+        if features is None:
+            raise LifelongError("herding selects by features; pass the records' features")
+        return herding_add(memory, records, features, size), seen
+    raise LifelongError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
 
 
 class SeededRandom:
@@ -153,10 +237,10 @@ class SeededRandom:
             self._rng.set_state(self.rng_state_)
         return self._rng  # type: ignore[return-value]
 
-    def state_dict(self):  # type: ignore[no-untyped-def]
+    def learned_state(self):  # type: ignore[no-untyped-def]
         if getattr(self, "_rng", None) is not None:
             self.rng_state_ = self._rng.get_state()  # type: ignore[union-attr]
-        return super().state_dict()  # type: ignore[misc]
+        return super().learned_state()  # type: ignore[misc]
 
     def load_state_dict(self, tensors, structure) -> None:  # type: ignore[no-untyped-def]
         super().load_state_dict(tensors, structure)  # type: ignore[misc]

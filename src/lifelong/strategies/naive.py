@@ -8,4 +8,3 @@ from .base import Strategy
 class Naive(Strategy):
     """Fine-tune on each new task with nothing to protect the old ones (the 'baseline')."""
 
-    name = "naive"

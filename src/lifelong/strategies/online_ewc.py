@@ -20,7 +20,6 @@ from .ewc import EWC
 class OnlineEWC(EWC):
     """EWC with one decayed running Fisher and the latest weights as the only anchor."""
 
-    name = "online-ewc"
     default_merge = "decay"
 
     def __init__(self, lam: float = 1000.0, gamma: float = 1.0, fisher: str = "true",

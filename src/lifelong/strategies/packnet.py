@@ -39,8 +39,8 @@ from ..data.streams import Task
 from ..errors import LifelongError
 from ..models.columns import check_chain, parse_chain, refuse_frozen
 from ..registry import STRATEGIES
-from .base import Strategy
-from .masks import FREE, Freeze, keep_largest, layer_roles, owned, redraw_free, retrain, route_by_task
+from .base import Strategy, TrainFunction
+from .masks import FREE, Freeze, keep_largest, layer_roles, lent_training, owned, redraw_free, route_by_task
 
 
 @STRATEGIES.register("packnet", "PackNet: prune and freeze a share of one network per task")
@@ -54,7 +54,6 @@ class PackNet(Strategy):
     network learns, and 2–10 epochs left split MNIST 1–2.6 points below each task alone.
     """
 
-    name = "packnet"
     needs_task_identity = True
 
     def __init__(self, prune: float = 0.75, retrain_epochs: int = 30) -> None:
@@ -63,7 +62,6 @@ class PackNet(Strategy):
         self.retrain_epochs = check_count("retrain_epochs", retrain_epochs, low=0, prefix="packnet")
         self.owner_: dict[str, torch.Tensor] = {}
         self.heads_: dict[str, dict[str, torch.Tensor]] = {}
-        self.tasks_done_ = 0
         self._freeze: Freeze | None = None
 
     # --------------------------------------------------------------- step 1: train
@@ -96,7 +94,7 @@ class PackNet(Strategy):
             self._freeze.after_step()
 
     # ------------------------------------------------- steps 2–4: prune, retrain, freeze
-    def after_task(self, model: nn.Module, task: Task) -> None:
+    def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         weights, heads, biases = layer_roles(model, "packnet")
         params = dict(model.named_parameters())
         assert self._freeze is not None
@@ -109,11 +107,10 @@ class PackNet(Strategy):
         self._freeze = Freeze(model, self._with_heads(dict(kept), heads, biases, task))
         if self.retrain_epochs:  # step 3: retrain the kept weights
             seed = int(getattr(self, "seed_", 0)) * 1009 + 500 + task.id
-            retrain(self, model, task, self.train_data(task), self.retrain_epochs, seed)
+            lent_training(train, "packnet")(self.train_data(task), self.retrain_epochs, seed)
         for n in weights:  # step 4: they are task t's for good
             self.owner_[n] = torch.where(kept[n], task.id + 1, self.owner_[n]).to(torch.int16)
         self.heads_[str(task.id)] = {n: params[n].detach().clone() for n in heads}
-        self.tasks_done_ = task.id + 1
         self._freeze = None
 
     def _with_heads(self, trainable: dict, heads: list[str], biases: list[str], task: Task) -> dict:
@@ -125,12 +122,12 @@ class PackNet(Strategy):
 
     # --------------------------------------------------------------- prediction
     def predict(self, model: nn.Module, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
-        if self.tasks_done_ == 0:
+        if self.tasks_learned_ == 0:
             return model(x)
         return route_by_task(x, task_ids, lambda xs, t: self._forward_task(model, xs, t))
 
     def _forward_task(self, model: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
-        if t >= self.tasks_done_:  # the task being trained (or not met yet): the live network
+        if t >= self.tasks_learned_:  # the task being trained (or not met yet): the live network
             return model(x)
         params = dict(model.named_parameters())
         masked = {n: params[n] * owned(owner, 0, t) for n, owner in self.owner_.items()}

@@ -38,7 +38,6 @@ class PNN(Strategy):
     layer it reads (1.0 = the paper's choice, as many units/channels as one column's layer).
     """
 
-    name = "pnn"
     needs_task_identity = True
 
     def __init__(self, adapter_ratio: float = 1.0) -> None:

@@ -3,8 +3,9 @@ Memories in Continual Learning", Alg. 1; reservoir sampling after Vitter 1985, A
 
 At every step the incoming batch B_n is joined by a batch B_M of ``replay_batch_size``
 examples drawn uniformly (without replacement) from the buffer, and the model takes one SGD
-step on the mean cross-entropy over B_n ∪ B_M; then B_n is offered to the buffer. The buffer
-holds at most ``buffer_size`` examples of everything seen so far, chosen by ``policy``:
+step on the mean cross-entropy over B_n ∪ B_M; then B_n is offered to the memory. The memory
+holds at most ``buffer_size`` examples of everything seen so far (``memory.py``), chosen by
+``policy``:
 
 * ``"reservoir"`` — every example seen is kept with the same probability size / n_seen;
 * ``"class-balanced"`` — every class seen gets an equal share of the buffer (a class with
@@ -14,6 +15,9 @@ holds at most ``buffer_size`` examples of everything seen so far, chosen by ``po
 In task-incremental streams the stored task ids pick each replayed example's own head. The
 randomness (sampling and buffer updates) comes from a seeded generator kept in the state, so a
 restored run continues identically. ``memory_bytes`` counts the stored examples.
+
+B_M goes through the model in a forward pass of its own (B_n's outputs come from the loop's), so
+a model with BatchNorm normalises the two parts with their own batch statistics.
 """
 
 from __future__ import annotations
@@ -24,65 +28,67 @@ from torch import nn
 
 from ..checks import check_choice, check_count
 from ..data.streams import Task
+from ..models.heads import mask_logits
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
 from .memory import (
+    POLICIES,
+    Memory,
     SeededRandom,
-    buffer_len,
-    class_balanced_add,
-    reservoir_add,
+    add_to_memory,
+    as_records,
+    memory_size,
     sample,
     tensor_bytes,
 )
 
-POLICIES = ("reservoir", "class-balanced")
+ONLINE_POLICIES = tuple(p for p in POLICIES if p != "herding")  # herding needs features (iCaRL)
 
 
 @STRATEGIES.register("replay", "experience replay: mixed batches of new and stored examples from "
-                               "a reservoir or class-balanced buffer")
+                               "a reservoir or class-balanced memory")
 class Replay(SeededRandom, Strategy):
-    """Experience replay from a bounded buffer of past examples."""
-
-    name = "replay"
+    """Experience replay from a bounded memory of past examples."""
 
     def __init__(self, buffer_size: int = 1000, replay_batch_size: int | None = None,
                  policy: str = "reservoir") -> None:
         self.buffer_size = check_count("buffer_size", buffer_size)
         self.replay_batch_size = check_count("replay_batch_size", replay_batch_size, allow_none=True)
-        self.policy = check_choice("policy", policy, POLICIES)
-        self.buffer_: dict[str, torch.Tensor] = {}
+        self.policy = check_choice("policy", policy, ONLINE_POLICIES)
+        self.memory_: Memory = {}
         self.seen_ = 0
 
     def setup(self, stream, config) -> None:
         super().setup(stream, config)
         self.seed_rng(self.seed_ + 4003)
 
-    def replay_batch(self, n_new: int) -> Batch | None:
-        if not self.buffer_:
+    def replay_batch(self, n_new: int) -> Memory | None:
+        """A uniform draw of ``replay_batch_size`` stored examples (default: the batch size)."""
+        if not self.memory_:
             return None
         k = self.replay_batch_size or getattr(self.config, "batch_size", n_new)
-        return sample(self.buffer_, k, self.rng())
+        return sample(self.memory_, k, self.rng())
 
-    def remember(self, batch: Batch) -> None:
-        """Offer ``batch`` to the buffer under the chosen policy."""
-        batch = tuple(b.detach() for b in batch)  # type: ignore[assignment]
-        if self.policy == "reservoir":
-            self.buffer_, self.seen_ = reservoir_add(
-                self.buffer_, batch, self.seen_, self.buffer_size, self.rng())
-        else:
-            self.buffer_ = class_balanced_add(self.buffer_, batch, self.buffer_size, self.rng())
-            self.seen_ += int(batch[1].shape[0])
+    def loss(self, model: nn.Module, batch: Batch, outputs: torch.Tensor, task: Task) -> torch.Tensor:
+        """The mean cross-entropy over B_n ∪ B_M (the stored examples in a forward pass of their
+        own, each with its own task's head)."""
+        _, y, t = batch
+        losses = F.cross_entropy(mask_logits(outputs, t, self.class_mask_), y, reduction="none")
+        old = self.replay_batch(y.shape[0])
+        if old is not None:
+            replayed = self.logits(model, old["x"], old["t"])
+            losses = torch.cat([losses, F.cross_entropy(replayed, old["y"], reduction="none")])
+        return losses.mean()
 
-    def loss(self, model: nn.Module, batch: Batch, task: Task) -> torch.Tensor:
-        old = self.replay_batch(batch[1].shape[0])
-        x, y, t = batch if old is None else (torch.cat([b, o]) for b, o in zip(batch, old))
-        loss = F.cross_entropy(self.logits(model, x, t), y) + self.penalty(model)
-        self.remember(batch)
-        return loss
+    def after_forward(self, model: nn.Module, batch: Batch, outputs: torch.Tensor, task: Task) -> None:
+        """Offer the incoming batch to the memory under the chosen policy."""
+        self.memory_, self.seen_ = add_to_memory(
+            self.policy, self.memory_, as_records(tuple(b.detach() for b in batch)),
+            self.buffer_size, self.seen_, self.rng())
 
     def stored(self) -> int:
-        return buffer_len(self.buffer_)
+        return memory_size(self.memory_)
 
     def memory_bytes(self) -> int:
         """Bytes of the stored examples (inputs, labels, task ids; class-balanced: keys too)."""
-        return tensor_bytes(self.buffer_)
+        return tensor_bytes(self.memory_)

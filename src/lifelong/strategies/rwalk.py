@@ -38,9 +38,7 @@ from .steps import PathIntegral
 class RWalk(QuadraticPenalty):
     """Ω = F (moving average over all training) + s (KL-normalised path score, averaged)."""
 
-    name = "rwalk"
     default_merge = "latest"
-    keeps_task_gradient = True  # autograd's gradient tensor stays the task gradient (steps.py)
 
     def __init__(self, lam: float = 10000.0, alpha: float = 0.9, interval: int = 50,
                  epsilon: float = 0.1, merge: str | None = None, gamma: float = 1.0) -> None:

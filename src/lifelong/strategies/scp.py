@@ -38,7 +38,6 @@ CHUNK = 1000
 class SCP(QuadraticPenalty):
     """Ω = mean over random slices ξ of (∂⟨ξ, mean output⟩/∂θ)²."""
 
-    name = "scp"
     default_merge = "sum"
 
     def __init__(self, lam: float = 3000.0, slices: int = 100, samples: int | None = 1000,

@@ -33,9 +33,7 @@ from .steps import PathIntegral
 class SI(QuadraticPenalty):
     """Ω += max(0, ω / (Δθ² + ξ)) with ω the path integral of −g·dθ over the task."""
 
-    name = "si"
     default_merge = "sum"
-    keeps_task_gradient = True  # autograd's gradient tensor stays the task gradient (steps.py)
 
     def __init__(self, lam: float = 10000.0, xi: float = 0.1, merge: str | None = None,
                  gamma: float = 1.0) -> None:

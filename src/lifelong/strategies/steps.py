@@ -2,12 +2,12 @@
 
 Each step adds −g·Δθ = g·θ_before − g·θ_after to a per-weight sum, in two halves:
 ``before_step`` runs from the penalty's ``on_task_gradient`` — after the backward pass, *before*
-the penalty adds its own gradient — adds g·θ_before and keeps a reference to the tensor autograd
+any penalty adds its own gradient — adds g·θ_before and keeps a reference to the tensor autograd
 wrote into ``.grad``; ``after_step`` adds −g·θ_after once the optimiser has moved θ. So there is
 no second backward pass, no subtraction of the penalty's gradient, no copy of g and no copy of
-θ: two in-place multiply-adds over the weights per step. The penalty, told by
-``keeps_task_gradient``, writes the total gradient into a buffer of its own that becomes
-``.grad``, and optimisers do not edit ``.grad`` in place, so g stays the task gradient.
+θ: two in-place multiply-adds over the weights per step. Penalties write the total gradient
+into a buffer of their own that becomes ``.grad`` (``base.Penalty``), and optimisers do not edit
+``.grad`` in place, so g stays the task gradient.
 
 Rounding: the two halves are of size |g θ| where their sum is of size |g Δθ|, so each step's
 term carries an error near 10⁻⁷ |θ| / |Δθ| of itself (10⁻⁴ for a weight of 0.05 moved by
