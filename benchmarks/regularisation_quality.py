@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 import lifelong
-from lifelong.data.sources import load_source, stratified_split
+from lifelong.data.sources import load_mnist5k, stratified_split
 from lifelong.models import make_model
 from lifelong.strategies import make_strategy
 from lifelong.strategies.importance import hyperparameter_preset
@@ -51,7 +51,7 @@ best and its better neighbour (RWalk: both sides). kfac's grid was run at 10 epo
 def one_run(method: str, seed: int, epochs: int, params: dict, validation: bool) -> dict:
     options = {}
     if validation:
-        xtr, ytr, _, _ = load_source("mnist5k")
+        xtr, ytr, _, _ = load_mnist5k()
         fit_idx, val_idx = stratified_split(ytr.numpy(), test_per_class=100, seed=0)
         fit_idx, val_idx = torch.from_numpy(fit_idx), torch.from_numpy(val_idx)
         options["arrays"] = (xtr[fit_idx], ytr[fit_idx], xtr[val_idx], ytr[val_idx])

@@ -163,6 +163,7 @@ def test_fashion_mnist_from_debian_package():
     assert torch.bincount(ytr).tolist() == [6000] * 10
     s = make_benchmark("rotated-mnist", source=str(FASHION), angles=[0, 20], train_per_task=500)
     assert len(s) == 2 and s[1].x_train.shape == (500, 1, 28, 28)
+    assert s.name == "rotated-fashion-mnist" and s.benchmark == "rotated-mnist"
     assert math.isclose(float(xte.max()), 1.0)
 
 
@@ -285,7 +286,7 @@ def test_split_groups_the_labels_present_not_range_of_the_largest():
     x = torch.rand(40, 1, 4, 4, generator=g)
     y = torch.tensor([3, 7, 8, 9] * 10)
     stream = split(classes_per_task=2, arrays=(x, y, x, y))
-    assert [t.name for t in stream] == ["digits37", "digits89"]
+    assert [t.name for t in stream] == ["classes37", "classes89"]  # arrays: no digits known
     assert [t.classes for t in stream] == [(3, 7), (8, 9)] and stream.num_classes == 10
     assert all(len(t.y_train) == 20 for t in stream)
     with pytest.raises(LifelongError, match=r"must divide the 4 classes \[3, 7, 8, 9\]"):

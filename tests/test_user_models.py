@@ -109,7 +109,7 @@ def test_generative_replay_refuses_inputs_outside_0_1_before_training(tiny_class
     with pytest.raises(ll.LifelongError, match=r"VAE models inputs scaled to \[0, 1\].*min-max scale") \
             as excinfo:
         ll.fit(tiny_class_stream, model, GenerativeReplay(hidden=(8,), latent_dim=2), ONE_EPOCH)
-    assert "task 'digits01' has training inputs in [-2," in one_line_error(excinfo)
+    assert "task 'classes01' has training inputs in [-2," in one_line_error(excinfo)
 
 
 def test_the_previous_learner_labels_replayed_inputs_in_eval_mode(tiny_class_stream):

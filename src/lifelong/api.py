@@ -199,9 +199,10 @@ def run(
         config = RunConfig.from_dict(config)
     if not isinstance(config, RunConfig):
         raise LifelongError(f"run: config must be a RunConfig or a dict, got {type(config).__name__}")
-    if stream is not None and stream.name != config.benchmark:
-        raise LifelongError(f"run: the stream given is {stream.name!r} but the config names "
-                            f"{config.benchmark!r}; pass that benchmark's stream (or none)")
+    built_by = None if stream is None else stream.benchmark or stream.name
+    if stream is not None and built_by != config.benchmark:
+        raise LifelongError(f"run: the stream given is of benchmark {built_by!r} but the config names "
+                            f"{config.benchmark!r}; pass make_benchmark's stream of it (or none)")
     if out is not None:
         check_out_folder(out)
     config = dataclasses.replace(

@@ -189,12 +189,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .data import benchmarks  # noqa: F401  (registers the benchmarks)
-    from .models import cnn, mlp  # noqa: F401
     from .registry import BENCHMARKS, MODELS, STRATEGIES
-    from .strategies import load_all
 
-    load_all()
     for title, reg in (("benchmarks", BENCHMARKS), ("models", MODELS), ("strategies", STRATEGIES)):
         print(f"{title}:")
         for name, text in reg.describe().items():

@@ -138,8 +138,6 @@ class Comparison:
 
     def validate(self) -> None:
         """Unknown names and bad hyper-parameters fail now, in one line, before any training."""
-        from .data import benchmarks  # noqa: F401  (registers the benchmarks)
-        from .models import cnn, mlp  # noqa: F401
         from .registry import BENCHMARKS, MODELS
         from .strategies import make_strategy
 

@@ -1,20 +1,51 @@
-"""One tiny registry, used for benchmarks, models and strategies (timm's pattern)."""
+"""One tiny registry, used for benchmarks, models and strategies (timm's pattern).
+
+Each registry is discovered from its folder: the first lookup imports every module of its package
+(``lifelong.data.benchmarks``, ``lifelong.models``, ``lifelong.strategies``), and each module
+registers what it defines with ``@REGISTRY.register(name)``. A new file in the folder is a new
+entry; nothing else lists it. Code outside the library registers the same way once imported.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
 from .errors import LifelongError
 
 
-class Registry:
-    """Maps a name to a factory, with a one-line description for ``lifelong list``."""
+def discover(package: str) -> None:
+    """Import every module of ``package`` (one level deep) so that each registers itself; idempotent."""
+    root = importlib.import_module(package)
+    for info in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{info.name}")
 
-    def __init__(self, kind: str) -> None:
+
+class Registry:
+    """Maps a name to a factory, with a one-line description for ``lifelong list``.
+
+    ``package`` is the folder whose modules register the entries: discovered on the first lookup.
+    """
+
+    def __init__(self, kind: str, package: str | None = None) -> None:
         self.kind = kind
+        self.package = package
+        self._discovered = False
         self._entries: dict[str, tuple[Callable[..., Any], str]] = {}
+
+    def discover(self) -> None:
+        """Import the registry's package once, so every entry defined in its folder is known."""
+        if self.package is None or self._discovered:
+            return
+        self._discovered = True  # first: a module looking an entry up while it loads cannot recurse
+        try:
+            discover(self.package)
+        except BaseException:
+            self._discovered = False
+            raise
 
     def register(self, name: str, description: str = "") -> Callable[[Any], Any]:
         def decorator(factory: Any) -> Any:
@@ -27,7 +58,12 @@ class Registry:
 
         return decorator
 
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (for tests and interactive sessions that registered a trial entry)."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> Callable[..., Any]:
+        self.discover()
         try:
             return self._entries[name][0]
         except KeyError:
@@ -54,15 +90,17 @@ class Registry:
         return next((name for name, (f, _) in self._entries.items() if f is factory), None)
 
     def names(self) -> list[str]:
+        self.discover()
         return sorted(self._entries)
 
     def describe(self) -> dict[str, str]:
         return {name: self._entries[name][1] for name in self.names()}
 
     def __contains__(self, name: str) -> bool:
+        self.discover()
         return name in self._entries
 
 
-BENCHMARKS = Registry("benchmark")
-MODELS = Registry("model")
-STRATEGIES = Registry("strategy")
+BENCHMARKS = Registry("benchmark", f"{__package__}.data.benchmarks")
+MODELS = Registry("model", f"{__package__}.models")
+STRATEGIES = Registry("strategy", f"{__package__}.strategies")

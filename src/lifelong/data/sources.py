@@ -193,10 +193,3 @@ def from_arrays(x_train, y_train, x_test, y_test) -> Split:
             "test examples must come from the classes seen in training"
         )
     return xtr, ytr, xte, yte
-
-
-def load_source(source: str | Path | None) -> Split:
-    """``None``/"mnist5k" → embedded digits; anything else is a folder of IDX files."""
-    if source in (None, "", "mnist5k", "embedded"):
-        return load_mnist5k()
-    return load_idx_folder(source)

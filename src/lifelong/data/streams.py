@@ -60,7 +60,11 @@ class Task:
 
 @dataclass
 class Stream:
-    """An ordered sequence of tasks sharing an input shape and a label space."""
+    """An ordered sequence of tasks sharing an input shape and a label space.
+
+    ``name`` comes from the data (``rotated-mnist``, ``split-fashion-mnist``); ``benchmark`` is the
+    registered builder that made it (set by ``make_benchmark``; ``None`` for a stream built by hand).
+    """
 
     name: str
     tasks: list[Task]
@@ -68,6 +72,7 @@ class Stream:
     input_shape: tuple[int, ...]
     num_classes: int
     meta: dict = field(default_factory=dict)
+    benchmark: str | None = None
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:

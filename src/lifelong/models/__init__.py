@@ -1,4 +1,9 @@
-"""Models: the homework MLP, a small CNN, multi-head masking; any user ``nn.Module`` works."""
+"""Models: the homework MLP, a small CNN, multi-head masking; any user ``nn.Module`` works.
+
+A new model is a new file in this folder with a factory ``(input_shape, num_classes, **options)``
+decorated ``@MODELS.register("name", "one line")``: ``make_model`` finds it (the registry imports
+the folder). ``MLP`` and ``SmallCNN`` are re-exported here for convenience only.
+"""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ class SCP(QuadraticPenalty):
             part_jac = torch.stack(rows)
             jac = part_jac if jac is None else jac + part_jac
         assert jac is not None
-        xi = self.directions(jac.shape[0], task).to(jac.device)
+        xi = self.directions(jac.shape[0], task).to(device=jac.device, dtype=jac.dtype)
         metric = xi.T @ xi / self.slices  # (d, d) = ΞᵀΞ / L
         omega_flat = ((metric @ jac) * jac).sum(0)
         omega, offset = {}, 0

@@ -1,0 +1,33 @@
+"""Benchmark builders, one file each; every module here registers its stream on import.
+
+A new benchmark is a new file in this folder with a function decorated
+``@BENCHMARKS.register("name", "one line for lifelong list")`` that returns a ``Stream``:
+``make_benchmark`` and ``lifelong list`` find it (the registry imports the folder).
+"""
+
+from __future__ import annotations
+
+from ...errors import LifelongError
+from ...registry import BENCHMARKS
+from ..streams import Stream
+from .permuted_mnist import permuted
+from .rotated_mnist import rotated
+from .split_mnist import split
+
+
+def make_benchmark(name: str, **options) -> Stream:
+    """Build a registered stream by name, e.g. ``make_benchmark("rotated-mnist")``; the stream
+    remembers ``name`` as its ``benchmark`` (its own ``name`` comes from the data)."""
+    factory = BENCHMARKS.get(name)
+    BENCHMARKS.check_options(name, options)
+    try:
+        stream = factory(**options)
+    except TypeError as exc:
+        raise LifelongError(f"bad option for benchmark {name!r}: {exc}") from None
+    if not isinstance(stream, Stream):
+        raise LifelongError(f"benchmark {name!r} returned {type(stream).__name__}, not a Stream")
+    stream.benchmark = name
+    return stream
+
+
+__all__ = ["make_benchmark", "permuted", "rotated", "split"]
