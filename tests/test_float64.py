@@ -16,6 +16,7 @@ from lifelong.data import Stream, Task
 from lifelong.registry import STRATEGIES
 from lifelong.strategies import Strategy
 from lifelong.strategies.ewc import FISHER_KINDS
+from lifelong.strategies.base import penalty_value
 
 FAST = ll.TrainConfig(optimizer="adam", lr=0.01, batch_size=32, epochs=1, device="cpu", seed=3)
 
@@ -59,7 +60,7 @@ def moved(model: torch.nn.Module, step: float = 0.05) -> torch.nn.Module:
 
 
 def check_penalty(strategy, model) -> float:
-    penalty = strategy.penalty(model)
+    penalty = penalty_value(strategy.penalty(model))
     assert torch.is_tensor(penalty) and penalty.dtype == torch.float64
     assert math.isfinite(penalty.item())
     return penalty.item()
@@ -77,6 +78,7 @@ def test_importance_estimators_run_on_a_float64_model(name, options, tiny_task_s
     if hasattr(strategy, "estimate"):                   # the estimator's own Ω, before any merge
         omega = strategy.estimate(model, stream[0])
         assert all(w.dtype == torch.float64 and torch.isfinite(w).all() for w in omega.values())
+        assert all(w.dtype == torch.float64 for w in strategy.omega_.values())  # stored as the weights
     model, result = ll.fit(stream, model, strategy, FAST, first_task=1)
     assert all(math.isfinite(a) for row in result.accuracy_matrix for a in row)
     assert check_penalty(strategy, moved(model)) > 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +14,7 @@ from .combined import Combined, member_options
 
 def load_all() -> None:
     """Import every strategy module so that each registers its name (idempotent)."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    STRATEGIES.discover()
 
 
 def make_strategy(name: str, **hyperparameters) -> Strategy:

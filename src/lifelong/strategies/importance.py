@@ -206,9 +206,10 @@ class QuadraticPenalty(Strategy):
         return 2.0 * self.lam * omega * (param.detach() - self.anchor_[name])
 
     def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
-        with eval_mode(model):
-            omega = {n: w.detach().float().clone() for n, w in self.estimate(model, task).items()}
         anchor = {n: p.detach().clone() for n, p in trainable(model).items()}
+        with eval_mode(model):  # Ω in each parameter's own dtype (float32, or float64 models')
+            omega = {n: w.detach().to(anchor[n].dtype if n in anchor else w.dtype).clone()
+                     for n, w in self.estimate(model, task).items()}
         self.merge_importance(omega, anchor)
 
     def merge_importance(self, omega: Params, anchor: Params) -> None:
@@ -242,11 +243,11 @@ def combine_penalties(omegas: list[Params], anchors: list[Params]) -> tuple[Para
         pairs = [(o[name].double(), a[name].double()) for o, a in zip(omegas, anchors)
                  if name in o and o[name].shape == a_last.shape]
         if len(pairs) == 1:
-            omega[name], anchor[name] = pairs[0][0].float(), a_last
+            omega[name], anchor[name] = pairs[0][0].to(a_last.dtype), a_last
             continue
         total = sum(o for o, _ in pairs)
         moment = sum(o * a for o, a in pairs)
         mean = torch.where(total > 0, moment / total.clamp_min(1e-300), a_last.double())
         offset += float(sum((o * a * a).sum() for o, a in pairs) - (total * mean * mean).sum())
-        omega[name], anchor[name] = total.float(), mean.float()
+        omega[name], anchor[name] = total.to(a_last.dtype), mean.to(a_last.dtype)
     return omega, anchor, max(offset, 0.0)
