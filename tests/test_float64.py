@@ -15,8 +15,8 @@ import lifelong as ll
 from lifelong.data import Stream, Task
 from lifelong.registry import STRATEGIES
 from lifelong.strategies import Strategy
-from lifelong.strategies.ewc import FISHER_KINDS
 from lifelong.strategies.base import penalty_value
+from lifelong.strategies.ewc import FISHER_KINDS
 
 FAST = ll.TrainConfig(optimizer="adam", lr=0.01, batch_size=32, epochs=1, device="cpu", seed=3)
 
