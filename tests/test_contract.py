@@ -76,3 +76,27 @@ def test_unknown_strategy_and_bad_hyperparameter_are_one_line_errors():
         ll.make_strategy("ewcc")
     with pytest.raises(ll.LifelongError, match="strategy 'naive' has no hyper-parameter"):
         ll.make_strategy("naive", lam=3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_registry_names_a_strategy_and_its_constructor_says_its_hyperparameters(name):
+    import inspect
+
+    strategy = ll.make_strategy(name)
+    assert strategy.name == name  # one place: the registry key, no class attribute to forget
+    params = [k for k, p in inspect.signature(type(strategy).__init__).parameters.items()
+              if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    hyper = strategy.hyperparameters()
+    assert list(hyper) == params
+    assert ll.make_strategy(name, **hyper).hyperparameters() == hyper
+    strategy.helper = 3  # a helper attribute is not a hyper-parameter: the run id does not change
+    assert strategy.hyperparameters() == hyper
+
+
+def test_a_constructor_parameter_without_its_attribute_is_named():
+    class Forgetful(ll.Strategy):
+        def __init__(self, lam: float = 1.0) -> None:
+            self.strength = lam
+
+    with pytest.raises(TypeError, match="keeps no attribute 'lam'"):
+        Forgetful().hyperparameters()

@@ -9,11 +9,16 @@ import torch.nn.functional as F
 
 import lifelong as ll
 from lifelong.strategies.memory import (
+    add_to_memory,
     append_task_memory,
     as_records,
     balanced_quotas,
     class_balanced_add,
+    herding_add,
+    herding_order,
+    memory_size,
     reservoir_add,
+    sample,
     tensor_bytes,
 )
 from lifelong.strategies.qp import solve_nonneg_qp
@@ -193,3 +198,46 @@ def test_replay_rejects_bad_options():
         ll.make_strategy("replay", buffer_size=0)
     with pytest.raises(ll.LifelongError, match="policy"):
         ll.make_strategy("replay", policy="fifo")
+
+
+# ----------------------------------------------------------------------------- records, herding
+def test_herding_picks_the_example_that_brings_the_mean_of_the_picked_closest_to_the_class_mean():
+    # normalised: (1,0) (0,1) (.6,.8) (.8,.6); μ = (.6,.6). Pick 1: (.6,.8) and (.8,.6) are 0.2 away
+    # (first wins); pick 2: (.8,.6) gives mean (.7,.7), 0.141 away; pick 3: (1,0) and (0,1) tie at
+    # 0.240 (first wins); then (0,1). Scaling an example does not change it (features are normalised).
+    features = torch.tensor([[5.0, 0.0], [0.0, 2.0], [0.6, 0.8], [1.6, 1.2]])
+    assert herding_order(features).tolist() == [2, 3, 0, 1]
+    assert herding_order(features, 2).tolist() == [2, 3]
+
+
+def test_herding_memory_keeps_each_classs_first_picks_within_an_equal_share():
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(12, 3, generator=gen)
+    records = as_records((torch.arange(12.0).unsqueeze(1), torch.arange(12) // 4,
+                          torch.zeros(12, dtype=torch.long)))
+    memory = herding_add({}, records, features, 6)  # 3 classes of 4 examples: 2 each
+    for c in range(3):
+        kept = memory["x"][memory["y"] == c].squeeze(1).long()
+        assert kept.tolist() == (4 * c + herding_order(features[4 * c:4 * c + 4], 2)).tolist()
+    more = as_records((torch.arange(12.0, 16.0).unsqueeze(1), torch.full((4,), 3),
+                       torch.ones(4, dtype=torch.long)))
+    memory = herding_add(memory, more, torch.randn(4, 3, generator=gen), 6)  # a 4th class: shares shrink
+    counts = torch.bincount(memory["y"]).tolist()
+    assert sum(counts) == 6 and max(counts) - min(counts) <= 1
+    for c in range(3):  # a shrinking class keeps its first picks (iCaRL's reduce step)
+        kept = memory["x"][memory["y"] == c].squeeze(1).long()
+        assert kept.tolist() == (4 * c + herding_order(features[4 * c:4 * c + 4], counts[c])).tolist()
+
+
+@pytest.mark.parametrize("policy", ["reservoir", "class-balanced", "herding"])
+def test_a_memory_stores_any_named_tensors_and_refuses_records_of_other_fields(policy):
+    gen = torch.Generator().manual_seed(0)
+    records = {**items(10), "logits": torch.randn(10, 4), "features": torch.randn(10, 3)}
+    memory, seen = add_to_memory(policy, {}, records, 6, 0, gen, features=records["features"])
+    assert seen == 10 and memory_size(memory) == 6
+    assert {"x", "y", "t", "logits", "features"} <= set(memory)
+    rows = memory["x"].squeeze(1).long()  # each stored row is one record, every field together
+    assert torch.equal(memory["logits"], records["logits"][rows])
+    assert set(sample(memory, 4, gen)) == set(memory) and memory_size(sample(memory, 4, gen)) == 4
+    with pytest.raises(ll.LifelongError, match="cannot join a memory"):
+        add_to_memory(policy, memory, items(3), 6, seen, gen, features=torch.randn(3, 3))

@@ -98,7 +98,8 @@ def build_run_config(args: argparse.Namespace):
     if hparams:
         from .strategies.importance import hyperparameter_preset
 
-        defaults = hyperparameter_preset(hparams, data.get("strategy", "naive"))
+        name = data.get("strategy", "naive")
+        defaults = hyperparameter_preset(hparams, "+".join(name) if isinstance(name, list) else name)
         data["strategy_options"] = {**defaults, **data["strategy_options"]}
     data["train"] = make_train_config(train)
     return RunConfig.from_dict(data)
@@ -212,7 +213,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="stream name (see `lifelong list`)")
-    p.add_argument("--strategy", help="method name (see `lifelong list`)")
+    p.add_argument("--strategy", help="method name (see `lifelong list`), or several joined by + "
+                   "(ewc+replay: combined, options as --param ewc.lam=1000)")
     p.add_argument("--model", help="model name: mlp (default) or cnn")
     p.add_argument("--preset", help="training protocol: homework (default) or gem")
     p.add_argument("--hparams", help="hyper-parameter preset of the methods: course or tuned")
@@ -224,7 +226,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu or cuda")
     p.add_argument("--data", help="folder of MNIST-format IDX files (default: embedded 5k digits)")
     p.add_argument("--scenario", help="task, domain or class (where the benchmark allows)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="strategy hyper-parameter")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="strategy hyper-parameter (MEMBER.KEY=VALUE for a member of a combination)")
     p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
                    help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
     p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")

@@ -97,7 +97,8 @@ class Comparison:
             raise LifelongError("params must map a strategy name to a table of hyper-parameters")
         methods = _entries(data.get("strategies") or list(DEFAULT_STRATEGIES), "strategy", {},
                            params, data.get("hparams"))
-        stray = sorted(set(params) - {m.name for m in methods})
+        members = {part for m in methods for part in m.name.split("+")}
+        stray = sorted(set(params) - {m.name for m in methods} - members)
         if stray:
             raise LifelongError(f"params for {stray[0]!r}, which is not among the strategies compared "
                                 f"({', '.join(m.name for m in methods)}); add it or drop its params")
@@ -168,7 +169,7 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
         options = {**shared, **item}
         if kind == "strategy":
             preset = hyperparameter_preset(hparams, name) if hparams else {}
-            explicit = {**(params or {}).get(name, {}), **item}
+            explicit = _explicit_options(name, item, params or {})
             options = {**preset, **explicit}
             if given is None and explicit:  # the report then says which λ (or other value) it shows
                 label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
@@ -181,6 +182,23 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
                             "(in a comparison TOML file: strategies = [{name = \"ewc\", lam = 100}, "
                             "{name = \"ewc\", lam = 1000}], see docs/compare.md)")
     return tuple(out)
+
+
+def _explicit_options(name: str, item: dict[str, Any], params: dict[str, dict]) -> dict[str, Any]:
+    """The values a comparison gives strategy ``name`` (beyond presets): its ``params`` and its table's
+    own keys; for a combination, ``member.key`` entries, taking a member's own ``params`` (``--param
+    ewc.lam=…`` sets EWC's λ alone and in every combination) before the combination's."""
+    if "+" not in name:
+        return {**params.get(name, {}), **item}
+    explicit: dict[str, Any] = {}
+    for member in name.split("+"):
+        explicit.update({f"{member}.{k}": v for k, v in params.get(member, {}).items()})
+    for key, value in {**params.get(name, {}), **item}.items():
+        if isinstance(value, dict):
+            explicit.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            explicit[key] = value
+    return explicit
 
 
 def write_plan(out: Path, runs: list[PlannedRun], comparison: Comparison) -> None:

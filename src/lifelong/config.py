@@ -103,6 +103,9 @@ class RunConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise LifelongError(f"unknown config key {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        if isinstance(data.get("strategy"), list) and data["strategy"] and all(
+                isinstance(name, str) for name in data["strategy"]):
+            data["strategy"] = "+".join(data["strategy"])  # strategy = ["ewc", "replay"]: combined
         for key in ("benchmark", "strategy", "model"):
             if key in data and not isinstance(data[key], str):
                 raise LifelongError(f"{key} must be a name (text), got {data[key]!r}")

@@ -74,12 +74,12 @@ def load_learner(folder: str | Path, model: nn.Module) -> tuple[nn.Module, Strat
     try:
         strategy = make_strategy(meta["strategy"], **meta["hyperparameters"])
         setup = meta["setup"]
-        strategy.class_mask_ = tensors.get("setup/class_mask")
-        strategy.num_tasks_, strategy.task_aware_ = int(setup["num_tasks"]), bool(setup["task_aware"])
-        strategy.seed_, strategy.config = int(setup["seed"]), None
         names = setup.get("task_names")  # absent in files of the first release: not checked then
-        strategy.task_names_ = None if names is None else [str(name) for name in names]
-        strategy.tasks_learned_ = int(setup.get("tasks_learned", strategy.num_tasks_))
+        strategy.restore_setup({
+            "class_mask_": tensors.get("setup/class_mask"), "num_tasks_": int(setup["num_tasks"]),
+            "task_aware_": bool(setup["task_aware"]), "seed_": int(setup["seed"]), "config": None,
+            "task_names_": None if names is None else [str(name) for name in names],
+            "tasks_learned_": int(setup.get("tasks_learned", setup["num_tasks"]))})
         load_strategy_state(strategy, meta["state"], meta["aliases"], tensors)
         model = strategy.restore_model(model)
     except LifelongError:

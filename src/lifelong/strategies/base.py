@@ -152,6 +152,12 @@ class Strategy:
         self.task_names_ = [task.name for task in stream]
         self.config = config
 
+    def restore_setup(self, facts: dict[str, Any]) -> None:
+        """Set the stream's facts ``setup`` records (``SETUP_ATTRS`` and ``config``) from saved
+        values, for a strategy loaded without its stream (``load_learner``)."""
+        for key, value in facts.items():
+            setattr(self, key, value)
+
     def _check_scenario(self, stream: Stream) -> None:
         if self.needs_task_identity and not stream.task_aware:
             raise LifelongError(

@@ -113,6 +113,11 @@ class Combined(Strategy):
             member.extend(stream, config)
         self.record_stream(stream, config)
 
+    def restore_setup(self, facts: dict[str, Any]) -> None:
+        for member in self.members:
+            member.restore_setup(facts)
+        super().restore_setup(facts)
+
     # ----------------------------------------------------------------- hooks
     def train_data(self, task: Task) -> Batch:
         return self._data.train_data(task)

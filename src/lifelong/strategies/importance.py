@@ -59,6 +59,9 @@ def hyperparameter_preset(preset: str, strategy: str) -> dict[str, Any]:
     if preset not in HYPERPARAMETER_PRESETS:
         known = ", ".join(HYPERPARAMETER_PRESETS)
         raise LifelongError(f"unknown hyper-parameter preset {preset!r}; known: {known}")
+    if "+" in strategy:  # a combination: each member's values, as ``member.key``
+        return {f"{member}.{k}": v for member in strategy.split("+")
+                for k, v in hyperparameter_preset(preset, member).items()}
     return dict(HYPERPARAMETER_PRESETS[preset].get(strategy, {}))
 
 
