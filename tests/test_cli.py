@@ -144,7 +144,7 @@ def test_an_out_path_through_a_file_is_refused_before_training(tmp_path, capsys)
 @pytest.mark.parametrize("text, message", [
     ('train = "x"', "train must be a table"),
     ("strategy_options = [1, 2]", "strategy_options must be a table"),
-    ('strategy = ["ewc"]', "strategy must be a name"),
+    ('strategy = ["ewc", 3]', "strategy must be a name"),
 ])
 def test_config_sections_of_the_wrong_kind_are_one_line_errors(tmp_path, capsys, text, message):
     config = tmp_path / "bad.toml"

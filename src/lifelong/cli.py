@@ -196,6 +196,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{title}:")
         for name, text in reg.describe().items():
             print(f"  {name:<20} {text}")
+        if reg is STRATEGIES:
+            print(f"  {'a+b':<20} any of these combined, e.g. ewc+replay (--param ewc.lam=…; "
+                  "docs/combinations.md)")
     from .metrics import METRICS
 
     print("metrics:")
