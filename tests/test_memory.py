@@ -190,7 +190,7 @@ def test_replay_buffer_stays_bounded_and_restores_its_generator(policy, tiny_cla
     copy = ll.make_strategy("replay", buffer_size=24, policy=policy)
     copy.setup(stream, FAST)
     copy.load_state_dict(tensors, structure)
-    assert torch.equal(copy.replay_batch(10)["x"], strategy.replay_batch(10)["x"])
+    assert torch.equal(copy.draw(10)["x"], strategy.draw(10)["x"])
 
 
 def test_replay_rejects_bad_options():

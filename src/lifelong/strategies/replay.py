@@ -30,25 +30,19 @@ from ..checks import check_choice, check_count
 from ..data.streams import Task
 from ..models.heads import mask_logits
 from ..registry import STRATEGIES
-from .base import Batch, Strategy
-from .memory import (
-    POLICIES,
-    Memory,
-    SeededRandom,
-    add_to_memory,
-    as_records,
-    memory_size,
-    sample,
-    tensor_bytes,
-)
+from .base import Batch
+from .memory import POLICIES, Memory, as_records, tensor_bytes
+from .rehearsal import Rehearsal
 
 ONLINE_POLICIES = tuple(p for p in POLICIES if p != "herding")  # herding needs features (iCaRL)
 
 
 @STRATEGIES.register("replay", "experience replay: mixed batches of new and stored examples from "
                                "a reservoir or class-balanced memory")
-class Replay(SeededRandom, Strategy):
+class Replay(Rehearsal):
     """Experience replay from a bounded memory of past examples."""
+
+    seed_offset = 4003
 
     def __init__(self, buffer_size: int = 1000, replay_batch_size: int | None = None,
                  policy: str = "reservoir") -> None:
@@ -58,36 +52,20 @@ class Replay(SeededRandom, Strategy):
         self.memory_: Memory = {}
         self.seen_ = 0
 
-    def setup(self, stream, config) -> None:
-        super().setup(stream, config)
-        self.seed_rng(self.seed_ + 4003)
-
-    def replay_batch(self, n_new: int) -> Memory | None:
-        """A uniform draw of ``replay_batch_size`` stored examples (default: the batch size)."""
-        if not self.memory_:
-            return None
-        k = self.replay_batch_size or getattr(self.config, "batch_size", n_new)
-        return sample(self.memory_, k, self.rng())
-
     def loss(self, model: nn.Module, batch: Batch, outputs: torch.Tensor, task: Task) -> torch.Tensor:
         """The mean cross-entropy over B_n ∪ B_M (the stored examples in a forward pass of their
         own, each with its own task's head)."""
         _, y, t = batch
         losses = F.cross_entropy(mask_logits(outputs, t, self.class_mask_), y, reduction="none")
-        old = self.replay_batch(y.shape[0])
+        old = self.draw(y.shape[0])
         if old is not None:
-            replayed = self.logits(model, old["x"], old["t"])
+            replayed = self.replayed_logits(model, old)
             losses = torch.cat([losses, F.cross_entropy(replayed, old["y"], reduction="none")])
         return losses.mean()
 
     def after_forward(self, model: nn.Module, batch: Batch, outputs: torch.Tensor, task: Task) -> None:
         """Offer the incoming batch to the memory under the chosen policy."""
-        self.memory_, self.seen_ = add_to_memory(
-            self.policy, self.memory_, as_records(tuple(b.detach() for b in batch)),
-            self.buffer_size, self.seen_, self.rng())
-
-    def stored(self) -> int:
-        return memory_size(self.memory_)
+        self.remember(as_records(batch))
 
     def memory_bytes(self) -> int:
         """Bytes of the stored examples (inputs, labels, task ids; class-balanced: keys too)."""
