@@ -52,7 +52,9 @@ def test_every_pair_trains_or_is_refused_in_one_line(first, second, tiny_task_st
     ("pnn+ewc", "pnn routes each task to its own weights"),
     ("ewc+packnet", "packnet routes each task"),
     ("ewc+ewc", "'ewc' appears twice"),
-    ("ewc+", "unknown strategy ''"),
+    ("ewc+", "has an empty member or spaces; join two or more"),
+    ("ewc + si", "has an empty member or spaces"),
+    ("ewc+replayy", "unknown strategy 'replayy'"),
 ])
 def test_conflicting_members_are_refused_naming_the_conflict(name, conflict):
     with pytest.raises(ll.LifelongError, match=conflict):
@@ -233,3 +235,29 @@ def test_an_interrupted_combination_resumes_to_identical_numbers(tmp_path):
 def test_a_combination_of_one_member_is_that_member():
     with pytest.raises(ll.LifelongError, match="two or more"):
         ll.strategies.Combined([ll.make_strategy("ewc")])
+
+
+@pytest.mark.parametrize("bad", ["my+method", "My-Method", "a.b", "a/b", "with space", ""])
+def test_a_registered_name_cannot_hold_the_characters_that_join_or_address_members(bad):
+    with pytest.raises(ll.LifelongError, match="is not allowed; use lower-case letters"):
+        STRATEGIES.register(bad)
+
+
+def test_a_member_with_an_underscore_in_its_name_resumes(tmp_path):
+    """A combination's state keys are member/attr_: every registrable name must read back."""
+    from lifelong.strategies.replay import Replay
+
+    @STRATEGIES.register("my_replay", "a replay under another name")
+    class MyReplay(Replay):
+        pass
+
+    try:
+        data = idx_folder(tmp_path / "data", tiny_arrays())
+        cfg = ll.RunConfig(benchmark="rotated-mnist", strategy="ewc+my_replay",
+                           benchmark_options={"source": str(data), "angles": [0, 45, 90]},
+                           model_options={"hidden": [8]},
+                           train=ll.TrainConfig(epochs=1, lr=0.01, batch_size=32, device="cpu"))
+        whole, resumed = whole_and_resumed(cfg, tmp_path)
+        assert resumed.accuracy_matrix == whole.accuracy_matrix
+    finally:
+        STRATEGIES.unregister("my_replay")

@@ -35,6 +35,7 @@ from torch import nn
 from .config import TrainConfig
 from .data.streams import Stream
 from .errors import LifelongError
+from .registry import NAME_PATTERN
 from .results import accuracy_problem, atomic_write, curve_problem, finite_number
 from .saved_state import (
     check_strategy_shapes,
@@ -47,11 +48,11 @@ from .saved_state import (
 from .strategies.base import Strategy
 from .train import StreamProgress
 
-FORMAT, VERSION = "lifelong-checkpoint", 2
+FORMAT, VERSION = "lifelong-checkpoint", 3  # 3: strategy state per the open core (memory_, member/)
 CHECKPOINT_DIR = "checkpoint"
 LATEST = "latest.json"
 _TENSOR_FILE = re.compile(r"^task-\d{3,}\.safetensors$")
-_LEARNED = re.compile(r"([a-z][a-z0-9-]*/)?[A-Za-z]\w*_")  # a learned attribute (member/ in a combination)
+_LEARNED = re.compile(rf"({NAME_PATTERN}/)?[A-Za-z]\w*_")  # a learned attribute (member/ in a combination)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from .saved_state import (
 )
 from .strategies import Strategy, make_strategy
 
-FORMAT, VERSION = "lifelong-learner", 1
+FORMAT, VERSION = "lifelong-learner", 2  # 2: strategy state per the open core (memory_, member/)
 TENSORS, META = "learner.safetensors", "learner.json"
 
 
@@ -113,7 +113,8 @@ def _read(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         raise _damaged(folder, "not a saved lifelong learner")
     if meta.get("version") != VERSION:
         raise LifelongError(f"the learner in {folder} has version {meta.get('version')!r}; this lifelong "
-                            f"reads {VERSION}")
+                            f"reads {VERSION} (older releases kept strategy state under other names): "
+                            "train and save it again with this release")
     if meta.get("meta_sha256") != json_digest(meta):
         raise _damaged(folder, f"checksum mismatch in {META}")
     if meta.get("tensors_sha256") != hashlib.sha256(blob).hexdigest():

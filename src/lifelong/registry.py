@@ -11,10 +11,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from collections.abc import Callable
 from typing import Any
 
 from .errors import LifelongError
+
+NAME_PATTERN = r"[a-z0-9][a-z0-9_-]*"
+"""A registered name: lower-case letters, digits, '-' and '_' (no '+', '.', '/' or spaces, which
+join combinations, address options and separate saved state)."""
 
 
 def discover(package: str) -> None:
@@ -48,6 +53,10 @@ class Registry:
             raise
 
     def register(self, name: str, description: str = "") -> Callable[[Any], Any]:
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+            raise LifelongError(f"{self.kind} name {name!r} is not allowed; use lower-case letters, digits, "
+                                "'-' and '_' (e.g. my-method)")
+
         def decorator(factory: Any) -> Any:
             if name in self._entries:
                 raise LifelongError(f"{self.kind} {name!r} is registered twice")

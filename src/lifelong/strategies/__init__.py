@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .base import Batch, Strategy
-from .combined import Combined, member_options
+from .combined import Combined, member_names, member_options
 
 
 def load_all() -> None:
@@ -25,7 +25,7 @@ def make_strategy(name: str, **hyperparameters) -> Strategy:
     if not isinstance(name, str):
         raise LifelongError(f"a strategy is named by text, got {name!r}")
     if "+" in name:
-        names = [part.strip() for part in name.split("+")]
+        names = member_names(name)
         options = member_options(names, hyperparameters)
         return Combined([make_strategy(part, **options[part]) for part in names])
     factory = STRATEGIES.get(name)

@@ -196,6 +196,16 @@ class Combined(Strategy):
         return sum(m.memory_bytes() for m in self.members)
 
 
+def member_names(name: str) -> list[str]:
+    """The members of a combination's name ``a+b``, or a one-line error for an empty member or
+    white space (``ewc + si`` would otherwise be a second spelling of ``ewc+si``)."""
+    names = name.split("+")
+    if any(not part or part != part.strip() for part in names):
+        raise LifelongError(f"{name!r} has an empty member or spaces; join two or more strategy names "
+                            "with '+' and no spaces, e.g. ewc+replay")
+    return names
+
+
 def member_options(names: list[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Options per member from ``{member: {key: value}}`` and/or ``{"member.key": value}``."""
     per: dict[str, dict[str, Any]] = {name: {} for name in names}
