@@ -13,8 +13,11 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator, repeats: 
     """One shuffled epoch over ``n`` examples as index batches, from a seeded permutation.
 
     ``repeats`` > 1 passes over every example that many times in one shuffled epoch — the same
-    batches as on the data repeated ``repeats`` times, without materialising the copies.
+    batches as on the data repeated ``repeats`` times, without materialising the copies. No
+    examples (or ``repeats`` 0) give no batches: an epoch of no steps, not one empty batch.
     """
+    if n * repeats == 0:
+        return ()
     perm = torch.randperm(n * repeats, generator=generator).to(device)
     if repeats > 1:
         perm = perm % n  # row k of x.repeat(repeats) is x[k % n]
