@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import blobs, tiny_arrays
+from conftest import blobs, idx_folder, tiny_arrays, whole_and_resumed
 from torch import nn
 
 import lifelong as ll
@@ -156,3 +156,17 @@ def test_classes_coming_back_are_re_herded_within_the_budget():
     model = ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=(16,))
     ll.fit(stream, model, strategy, FAST)
     assert torch.bincount(strategy.memory_["y"]).tolist() == [5] * 4
+
+
+@pytest.mark.parametrize("strategy", ["icarl", "icarl+ewc"])
+def test_an_interrupted_run_resumes_to_identical_numbers(tmp_path, strategy):
+    data = idx_folder(tmp_path / "data", tiny_arrays())
+    options = {"buffer_size": 12} if strategy == "icarl" else {"icarl": {"buffer_size": 12}}
+    cfg = ll.RunConfig(
+        benchmark="split-mnist", strategy=strategy, strategy_options=options,
+        benchmark_options={"source": str(data), "classes_per_task": 1, "scenario": "class"},
+        model_options={"hidden": [8]},
+        train=ll.TrainConfig(optimizer="sgd", lr=0.05, batch_size=20, epochs=1, device="cpu"))
+    whole, resumed = whole_and_resumed(cfg, tmp_path)
+    assert resumed.accuracy_matrix == whole.accuracy_matrix
+    assert resumed.memory_bytes == whole.memory_bytes and whole.memory_bytes[-1] > 0
