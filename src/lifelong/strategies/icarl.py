@@ -41,7 +41,7 @@ from ..errors import LifelongError
 from ..models.modes import eval_mode
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
-from .memory import Memory, SeededRandom, as_records, herding_add, sample, take
+from .memory import Memory, SeededRandom, as_records, herding_add, sample, take, tensor_bytes
 
 
 def last_linear(model: nn.Module) -> nn.Linear:
@@ -161,3 +161,7 @@ class ICaRL(SeededRandom, Strategy):
         counts = torch.bincount(y, minlength=len(self.learned_classes_))
         means = F.normalize(sums, dim=1)
         return means.masked_fill((counts == 0).unsqueeze(1).to(means.device), float("nan"))
+
+    def memory_bytes(self) -> int:
+        """The exemplars (with their herding ranks), the previous network and the class means."""
+        return tensor_bytes(self.memory_, self.old_model_, self.class_means_, self.learned_classes_)
