@@ -9,11 +9,10 @@ A combination calls its members' hooks in the order they are named, by these rul
 ``before_task``                every member in turn, each given the model the previous returned
 ``predict`` / ``logits``       the member that routes by task (PNN, PackNet, CPG), else the model;
                                a routing member combines with no other (its parameter isolation
-                               is the protection, and the others would read the shared network).
-                               A member whose ``predict`` only corrects the shared outputs says
-                               so with the class attribute ``routes_by_task = False`` (BiC's bias
-                               layer): it combines, and its ``predict`` is the combination's; two
-                               such members: refused
+                               is the protection, and the others would read the shared network);
+                               a member whose ``predict`` is a classifier on the shared network
+                               (``predict_routes_by_task = False``: iCaRL's nearest mean, BiC's bias
+                               correction) predicts for the combination; two such members: refused
 ``loss``                       the one member that scores the batch (overrides ``loss``: replay,
                                generative replay), else cross-entropy; two such members: refused
 ``extra_loss``                 summed over the members (LwF's distillation)
@@ -49,7 +48,7 @@ from .base import SETUP_ATTRS, Batch, Penalty, Strategy, TrainFunction
 ROLES = {
     "supplies the training data": ("train_data", "epoch_repeats"),
     "scores the batch (its own loss)": ("loss",),
-    "corrects the outputs (its own predict)": ("predict",),
+    "classifies at test time (its own predict)": ("predict",),
 }
 
 
@@ -59,11 +58,10 @@ def overrides(member: Strategy, *hooks: str) -> bool:
 
 
 def routes_by_task(member: Strategy) -> bool:
-    """Whether ``member`` routes by task: it needs the task identity, or overrides ``predict``
-    without saying ``routes_by_task = False`` (a correction of the shared outputs, as BiC's)."""
-    if member.needs_task_identity:
-        return True
-    return overrides(member, "predict") and getattr(type(member), "routes_by_task", True) is not False
+    """Whether ``member`` picks weights by task (its own ``predict``, unless the class says
+    ``predict_routes_by_task = False``: a classifier on the shared network, as iCaRL's)."""
+    return member.needs_task_identity or (
+        overrides(member, "predict") and getattr(member, "predict_routes_by_task", True))
 
 
 def check_members(members: list[Strategy]) -> None:
@@ -97,7 +95,7 @@ class Combined(Strategy):
         self._data = next((m for m in self.members if overrides(m, *ROLES["supplies the training data"])),
                           self.members[0])
         self._scorer = next((m for m in self.members if overrides(m, "loss")), self.members[0])
-        self._predictor = next((m for m in self.members if overrides(m, "predict")), self.members[0])
+        self._predictor = next((m for m in self.members if overrides(m, "predict")), None)
 
     @property
     def name(self) -> str:
@@ -135,13 +133,13 @@ class Combined(Strategy):
     def epoch_repeats(self, task: Task) -> int:
         return self._data.epoch_repeats(task)
 
-    def predict(self, model: nn.Module, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
-        return self._predictor.predict(model, x, task_ids)
-
     def before_task(self, model: nn.Module, task: Task) -> nn.Module:
         for member in self.members:
             model = member.before_task(model, task)
         return model
+
+    def predict(self, model: nn.Module, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        return model(x) if self._predictor is None else self._predictor.predict(model, x, task_ids)
 
     def loss(self, model: nn.Module, batch: Batch, outputs: torch.Tensor, task: Task) -> torch.Tensor:
         return self._scorer.loss(model, batch, outputs, task)
