@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import lifelong as ll
 from lifelong.registry import STRATEGIES
 from lifelong.strategies import load_all
-from lifelong.strategies.memory import append_task_memory
+from lifelong.strategies.memory import append_task_memory, as_records
 
 METHODS = ("naive", "ewc", "gem", "agem", "replay", "lwf")
 
@@ -82,7 +82,7 @@ def gradient_speedup(model, stream, memories: int, reps: int, seed: int,
         gem.setup(stream, ll.preset("gem", seed=seed, device=device))
         gen = torch.Generator().manual_seed(seed)
         for task in stream.tasks[:-1]:
-            gem.memory_ = append_task_memory(gem.memory_, gem.train_data(task), memories, gen)
+            gem.memory_ = append_task_memory(gem.memory_, as_records(gem.train_data(task)), memories, gen)
         gem.memory_ = {k: v.to(device) for k, v in gem.memory_.items()}
         x = gem.memory_["x"].reshape(-1, *gem.memory_["x"].shape[2:])
         y = gem.memory_["y"].reshape(-1)
