@@ -183,11 +183,14 @@ def herding_add(memory: Memory, records: Memory, features: torch.Tensor, size: i
     rows rank after the stored ones (in iCaRL each class arrives with one task, ranked once)."""
     check_fields(memory, records, extra=("rank",))
     y = records["y"]
-    rank = torch.empty(y.shape[0], dtype=torch.float64, device=y.device)
-    offset = 0.0 if not memory else float(memory["rank"].max()) + 1
+    every = torch.cat([memory["y"], y]) if memory else y
+    quotas = balanced_quotas(torch.bincount(every).cpu(), size)  # only these many picks are kept
+    rank = torch.full((y.shape[0],), float("inf"), dtype=torch.float64, device=y.device)
+    stored = memory["rank"][torch.isfinite(memory["rank"])] if memory else None
+    offset = 0.0 if stored is None or stored.numel() == 0 else float(stored.max()) + 1
     for c in y.unique().tolist():
         rows = (y == c).nonzero().squeeze(1)
-        order = herding_order(features[rows])
+        order = herding_order(features[rows], int(quotas[c]))
         rank[rows[order]] = offset + torch.arange(len(order), dtype=torch.float64, device=y.device)
     new = {**records, "rank": rank}
     merged = {k: torch.cat([memory[k], new[k]]) for k in new} if memory else new
