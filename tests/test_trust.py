@@ -1,0 +1,70 @@
+"""Nothing believed that lifelong did not compute, nothing written where it cannot be, no broken
+run shown as a number (issue 18: items 1, 2, 4, 5, 7)."""
+
+import json
+
+import pytest
+from conftest import idx_folder, tiny_arrays
+from test_report import fake_result
+
+import lifelong as ll
+from lifelong.cli import main
+from lifelong.metrics import METRICS
+from lifelong.results import load_result, metric_value, save_result
+from lifelong.tables import table_rows
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return idx_folder(tmp_path_factory.mktemp("data"), tiny_arrays())
+
+
+def config(data_dir, strategy="naive", **train):
+    return ll.RunConfig(benchmark="rotated-mnist", strategy=strategy,
+                        benchmark_options={"source": str(data_dir), "angles": [0, 45, 90]},
+                        model_options={"hidden": [16]},
+                        train=ll.TrainConfig(**{"epochs": 1, "lr": 0.01, "batch_size": 32, "device": "cpu",
+                                                **train}))
+
+
+def edit(path, **metrics):
+    data = json.loads(path.read_text())
+    data["metrics"].update(metrics)
+    path.write_text(json.dumps(data))
+
+
+# ------------------------------------------------------------------ 1. saved metrics agree with R
+def test_an_edited_metric_is_refused_naming_the_file(tmp_path, capsys):
+    save_result(fake_result("ewc", 0, [0.8, 0.8, 0.9]), tmp_path / "ewc-0")
+    save_result(fake_result("naive", 0, [0.3, 0.6, 0.9]), tmp_path / "naive-0")
+    path = tmp_path / "naive-0" / "result.json"
+    edit(path, acc=0.99)
+    with pytest.raises(ll.LifelongError, match=r"metrics\['acc'\] is 0.99 but its accuracy matrix gives 0.6"):
+        load_result(tmp_path / "naive-0")
+    assert main(["report", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith(f"warning: left out of the report: {path} is malformed")
+    assert "naive" not in out and "99.00" not in out
+    assert main(["report", str(tmp_path / "naive-0")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path} is malformed (metrics['acc'] is 0.99")
+
+
+def test_a_reusing_run_refuses_an_edited_result(tmp_path, data_dir, capsys):
+    cfg = config(data_dir)
+    ll.run(cfg, out=tmp_path)
+    path = tmp_path / cfg.run_id() / "result.json"
+    edit(path, forgetting=0.5)
+    with pytest.raises(ll.LifelongError, match=r"result.json is malformed \(metrics\['forgetting'\]"):
+        ll.run(cfg, out=tmp_path)
+
+
+def test_tables_means_and_intervals_come_from_the_matrix():
+    runs = [fake_result("ewc", s, [0.8, 0.8, 0.9 - 0.1 * s]) for s in (0, 1)]
+    true = [r.metrics["acc"] for r in runs]
+    for r in runs:
+        r.metrics = {k: 0.99 for k in r.metrics}  # never read for a number shown
+    acc = METRICS.get("acc")
+    assert [metric_value(r, acc) for r in runs] == pytest.approx(true)
+    (row,) = table_rows({"ewc": runs})
+    assert row["acc"] == pytest.approx(sum(true) / 2) and row["acc_ci95"] > 0
