@@ -68,3 +68,41 @@ def test_tables_means_and_intervals_come_from_the_matrix():
     assert [metric_value(r, acc) for r in runs] == pytest.approx(true)
     (row,) = table_rows({"ewc": runs})
     assert row["acc"] == pytest.approx(sum(true) / 2) and row["acc_ci95"] > 0
+
+
+# ------------------------------------------------------------------ 4. a diverging run says so
+def compare_args(data_dir, out, *extra):
+    return ["compare", "--benchmark", "rotated-mnist", "--data", str(data_dir), "--bopt", "angles=0,45,90",
+            "--mopt", "hidden=[16]", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
+            "--optimizer", "sgd", "--lr", "0.01", "--out", str(out), *extra]
+
+
+def test_a_nan_loss_stops_the_run_in_one_line(tmp_path, data_dir, capsys):
+    args = ["run", "--benchmark", "rotated-mnist", "--data", str(data_dir), "--bopt", "angles=0,45,90",
+            "--mopt", "hidden=[16]", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
+            "--optimizer", "sgd", "--lr", "1e10", "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("error: task 'rot0' diverged in epoch 1: the mean loss is ")
+    assert "the learning rate (lr=1e+10)" in err and not list(tmp_path.glob("*/result.json"))
+
+
+def test_a_diverging_task_keeps_the_tasks_before_it(tmp_path, data_dir):
+    cfg = config(data_dir, "ewc", optimizer="sgd")
+    cfg = ll.RunConfig(**{**cfg.__dict__, "strategy_options": {"lam": 1e20}})
+    with pytest.raises(ll.LifelongError, match=r"task 'rot45' diverged in epoch 1: .*penalty weight λ "
+                       r"\(lam=1e\+20\).*kept: the checkpoint after task 1"):
+        ll.run(cfg, out=tmp_path)
+    run_dir = tmp_path / cfg.run_id()
+    assert (run_dir / "checkpoint" / "task-001.safetensors").exists()
+    assert not (run_dir / "result.json").exists()
+
+
+def test_a_comparison_reports_a_diverged_run_as_failed(tmp_path, data_dir, capsys):
+    out = tmp_path / "cmp"
+    assert main(compare_args(data_dir, out, "--strategies", "naive", "ewc", "--param", "ewc.lam=1e20")) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress lines
+    assert last.startswith("error: 1 of 2 runs failed (first: ewc (lam=1e+20) s0: task 'rot45' diverged")
+    table = (out / "table.md").read_text()
+    assert "naive" in table and "ewc" not in table
