@@ -1,7 +1,10 @@
 """Nothing believed that lifelong did not compute, nothing written where it cannot be, no broken
 run shown as a number (issue 18: items 1, 2, 4, 5, 7)."""
 
+import errno
 import json
+import os
+import pathlib
 
 import pytest
 from conftest import idx_folder, tiny_arrays
@@ -106,3 +109,77 @@ def test_a_comparison_reports_a_diverged_run_as_failed(tmp_path, data_dir, capsy
     assert last.startswith("error: 1 of 2 runs failed (first: ewc (lam=1e+20) s0: task 'rot45' diverged")
     table = (out / "table.md").read_text()
     assert "naive" in table and "ewc" not in table
+
+
+# ------------------------------------------------------------------ 2. an unwritable folder, found first
+def refuse_probe(monkeypatch):
+    """The probe file cannot be written, as on a read-only file system (tests run as root, where
+    chmod does not stop writes)."""
+    real = pathlib.Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.name.startswith(".lifelong-probe"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+
+
+def run_args(data_dir, out, *extra):
+    return ["run", "--benchmark", "rotated-mnist", "--data", str(data_dir), "--bopt", "angles=0,45,90",
+            "--mopt", "hidden=[16]", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
+            "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_an_unwritable_out_folder_is_refused_before_training(tmp_path, data_dir, capsys, monkeypatch,
+                                                             command):
+    refuse_probe(monkeypatch)
+    args = run_args(data_dir, tmp_path) if command == "run" else compare_args(data_dir, tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: output folder {tmp_path} cannot be written (Read-only file system); choose "
+                   "another --out or make it writable\n")  # no progress line: nothing trained
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_read_only_folder_is_refused(tmp_path, data_dir, capsys):
+    tmp_path.chmod(0o555)
+    try:
+        assert main(run_args(data_dir, tmp_path)) == 2
+    finally:
+        tmp_path.chmod(0o755)
+    assert "cannot be written (Permission denied)" in capsys.readouterr().err
+
+
+def test_a_later_write_error_is_one_line_saying_what_was_kept(tmp_path, data_dir, monkeypatch):
+    import lifelong.results
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        if "task-002.safetensors" in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, mode, *args, **kwargs)
+
+    cfg = config(data_dir, "ewc")
+    monkeypatch.setattr(lifelong.results, "open", full_disk, raising=False)
+    run_dir = tmp_path / cfg.run_id()
+    with pytest.raises(ll.LifelongError) as error:
+        ll.run(cfg, out=tmp_path)
+    assert str(error.value) == (f"cannot write {run_dir / 'checkpoint' / 'task-002.safetensors'} (No space "
+                                "left on device) after task 'rot45'; the checkpoint after task 1 is kept (a "
+                                "rerun resumes there)")
+    assert not list((run_dir / "checkpoint").glob(".*tmp*"))
+    monkeypatch.undo()
+    assert ll.run(cfg, out=tmp_path).extra["resumed_after_task"] == 1
+
+
+def test_atomic_write_errors_are_one_line(tmp_path, monkeypatch):
+    from lifelong.results import atomic_write
+
+    (tmp_path / "a.txt").write_text("old")
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(ll.LifelongError, match=r"a.txt \(I/O error\); the files written before are kept "
+                       r"and its earlier version is unchanged$"):
+        atomic_write(tmp_path / "a.txt", "new")
+    assert (tmp_path / "a.txt").read_text() == "old" and len(list(tmp_path.iterdir())) == 1

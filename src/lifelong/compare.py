@@ -24,7 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, SEED_LIMIT, RunConfig, check_out_folder, check_table, make_train_config
+from .config import (
+    PRESETS,
+    SEED_LIMIT,
+    RunConfig,
+    check_out_folder,
+    check_table,
+    check_writable,
+    make_train_config,
+)
 from .errors import LifelongError
 from .results import COMPARISON_FILE, RUNS_DIR, RunResult, atomic_write
 
@@ -239,6 +247,7 @@ def compare(
     runs = comparison.plan()
     streams = {b.label: make_benchmark(b.name, **b.options) for b in comparison.benchmarks}
     comparison.check_runnable(streams, executor)
+    check_writable(out)
     write_plan(out, runs, comparison)
     logger = TensorBoardLogger(out / "tensorboard") if tensorboard else None
     results, failures = execute(runs, out / RUNS_DIR, streams, jobs=jobs, executor=executor,

@@ -198,16 +198,29 @@ def environment(device: str, seed: int) -> dict[str, Any]:
     }
 
 
+class WriteError(LifelongError):
+    """A file could not be written (disk full, permissions, read-only file system)."""
+
+
 def atomic_write(path: Path, text: str | bytes) -> None:
     """Write to a temporary sibling, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     mode = "wb" if isinstance(text, bytes) else "w"
-    with open(tmp, mode) as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, mode) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise WriteError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); the files written "
+                         f"before are kept{' and its earlier version is unchanged' if path.exists() else ''}"
+                         ) from None
 
 
 def _csv(rows: list[list[Any]]) -> str:
