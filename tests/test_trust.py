@@ -183,3 +183,30 @@ def test_atomic_write_errors_are_one_line(tmp_path, monkeypatch):
                        r"and its earlier version is unchanged$"):
         atomic_write(tmp_path / "a.txt", "new")
     assert (tmp_path / "a.txt").read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+# ------------------------------------------------------------------ 5. no comparison overwritten silently
+def test_another_comparison_into_the_same_folder_is_refused(tmp_path, data_dir, capsys):
+    out = tmp_path / "cmp"
+    assert main(compare_args(data_dir, out, "--strategies", "naive")) == 0
+    assert main(compare_args(data_dir, out, "--strategies", "naive", "ewc")) == 0  # adds a run: nothing lost
+    plan = (out / "comparison.json").read_text()
+    capsys.readouterr()
+    assert main(compare_args(data_dir, out, "--strategies", "naive")) == 2
+    assert capsys.readouterr().err == (f"error: {out} holds another comparison (1 of its 2 runs are not in "
+                                       "this one, e.g. ewc on rotated-mnist); give another --out, or --force "
+                                       "to replace it\n")
+    assert (out / "comparison.json").read_text() == plan
+    assert main(compare_args(data_dir, out, "--strategies", "naive", "ewc")) == 0  # the same plan: reused
+    assert main(compare_args(data_dir, out, "--strategies", "naive", "--force")) == 0
+    assert len(json.loads((out / "comparison.json").read_text())["runs"]) == 1
+
+
+def test_a_comparison_inside_a_run_folder_is_refused(tmp_path, data_dir, capsys):
+    cfg = config(data_dir)
+    ll.run(cfg, out=tmp_path)
+    inside = tmp_path / cfg.run_id() / "cmp"
+    assert main(compare_args(data_dir, inside, "--strategies", "naive")) == 2
+    assert capsys.readouterr().err == (f"error: --out {inside} is inside the run folder "
+                                       f"{tmp_path / cfg.run_id()}; give a comparison its own folder\n")
+    assert not inside.exists()
