@@ -210,3 +210,49 @@ def test_a_comparison_inside_a_run_folder_is_refused(tmp_path, data_dir, capsys)
     assert capsys.readouterr().err == (f"error: --out {inside} is inside the run folder "
                                        f"{tmp_path / cfg.run_id()}; give a comparison its own folder\n")
     assert not inside.exists()
+
+
+# ------------------------------------------------------------------ 7. data types said, not guessed
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_boolean_images_map_to_zero_and_one(kind):
+    import numpy as np
+    import torch
+
+    from lifelong.data.sources import from_arrays
+
+    x = np.zeros((4, 28, 28), dtype=bool)
+    x[:, :, :14] = True
+    y = np.array([0, 1, 0, 1])
+    if kind == "torch":
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+    xtr, _, xte, _ = from_arrays(x, y, x, y)
+    assert set(xtr.unique().tolist()) == {0.0, 1.0} and xte.mean().item() == 0.5
+
+
+def test_load_learner_given_its_json_file_says_to_give_the_folder(tmp_path):
+    import torch
+
+    stream = ll.make_benchmark("rotated-mnist", arrays=tiny_arrays(), angles=[0, 45])
+    torch.manual_seed(0)
+    model = ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=[8])
+    strategy = ll.make_strategy("naive")
+    model, _ = ll.fit(stream, model, strategy, {"epochs": 1, "device": "cpu", "batch_size": 32})
+    ll.save_learner(tmp_path / "learner", model, strategy)
+    file = tmp_path / "learner" / "learner.json"
+    with pytest.raises(ll.LifelongError) as error:
+        ll.load_learner(file, model)
+    assert str(error.value) == (f"{file} is a file; give load_learner the folder save_learner wrote "
+                                f"({tmp_path / 'learner'}), not one of its files")
+
+
+def test_an_error_lists_at_most_ten_values():
+    import numpy as np
+
+    y = np.arange(229)
+    x = np.random.default_rng(0).random((229, 784), dtype=np.float32)
+    with pytest.raises(ll.LifelongError) as error:
+        ll.make_benchmark("split-mnist", arrays=(x, y, x, y), classes_per_task=2)
+    message = str(error.value)
+    assert "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, …] (229 in all) evenly" in message and "10," not in message
+    with pytest.raises(ll.LifelongError, match=r"got \[0, 1, .*, 9, …\] \(51 in all\)$"):
+        ll.make_benchmark("rotated-mnist", arrays=tiny_arrays(), angles=[*range(50), "x"])
