@@ -100,6 +100,9 @@ def test_a_diverging_task_keeps_the_tasks_before_it(tmp_path, data_dir):
     run_dir = tmp_path / cfg.run_id()
     assert (run_dir / "checkpoint" / "task-001.safetensors").exists()
     assert not (run_dir / "result.json").exists()
+    with pytest.raises(ll.LifelongError, match=r"1 task\(s\) had finished before it \(nothing saved: no "
+                       r"output folder\)$"):
+        ll.run(cfg)
 
 
 def test_a_comparison_reports_a_diverged_run_as_failed(tmp_path, data_dir, capsys):

@@ -190,7 +190,8 @@ def run_stream(
         for epoch in range(config.epochs):
             loss = train_epoch(model, strategy, optimizer, task, data, config.batch_size, gen)
             if not math.isfinite(loss):  # the epoch's one sync, already paid for by float(total)
-                raise diverged(task, epoch + 1, loss, config, strategy, state.tasks_done)
+                raise diverged(task, epoch + 1, loss, config, strategy, state.tasks_done,
+                               saved=on_task_end is not None)
             event = {"event": "epoch_end", "task": task.id, "epoch": epoch + 1,
                      "epochs": config.epochs, "loss": loss}
             if config.eval_every_epoch:
@@ -213,7 +214,7 @@ def run_stream(
 
 
 def diverged(task: Task, epoch: int, loss: float, config: TrainConfig, strategy: Strategy,
-             done: int) -> LifelongError:
+             done: int, saved: bool) -> LifelongError:
     """The one line for a run whose loss became NaN or infinite: where, the likely cause, what is kept."""
     try:
         params = strategy.hyperparameters()
@@ -225,8 +226,8 @@ def diverged(task: Task, epoch: int, loss: float, config: TrainConfig, strategy:
                         if k.split(".")[-1] == "lam" and isinstance(v, (int, float)))
     cause = f"the learning rate (lr={config.lr:g})" + (f" or the penalty weight λ ({weights})" if weights
                                                         else "")
-    kept = (f"kept: the checkpoint after task {done} (where the run has an output folder)" if done
-            else "no task had finished before it")
+    kept = ("no task had finished before it" if not done else f"kept: the checkpoint after task {done}"
+            if saved else f"{done} task(s) had finished before it (nothing saved: no output folder)")
     return LifelongError(f"task {task.name!r} diverged in epoch {epoch}: the mean loss is {loss}; "
                          f"{cause} is likely too large — lower it and rerun; {kept}")
 
