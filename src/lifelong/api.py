@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import RunConfig, TrainConfig, check_out_folder, make_train_config
+from .config import RunConfig, TrainConfig, check_out_folder, check_writable, make_train_config
 from .data.benchmarks import make_benchmark
 from .data.streams import Stream
 from .errors import LifelongError
@@ -19,6 +19,7 @@ from .metrics import continued_metrics
 from .models import make_model
 from .results import (
     RunResult,
+    WriteError,
     atomic_write,
     environment,
     load_result,
@@ -83,11 +84,16 @@ def fit(
 
     def on_task_end(model: nn.Module, optimizer, state) -> None:
         task = stream.tasks[first_task + state.tasks_done - 1]
-        for name, data in strategy.artifacts(model, task).items():
-            atomic_write(Path(run_dir) / name, data)
-        if checkpoint:
-            ckpt.save_checkpoint(run_dir, run_config, model, optimizer, strategy, state,
-                                 generator, before + time.perf_counter() - started)
+        try:
+            for name, data in strategy.artifacts(model, task).items():
+                atomic_write(Path(run_dir) / name, data)
+            if checkpoint:
+                ckpt.save_checkpoint(run_dir, run_config, model, optimizer, strategy, state,
+                                     generator, before + time.perf_counter() - started)
+        except WriteError as exc:
+            kept = (f"the checkpoint after task {state.tasks_done - 1} is kept (a rerun resumes there)"
+                    if checkpoint and state.tasks_done > 1 else "no checkpoint was kept")
+            raise WriteError(f"{str(exc).partition(';')[0]} after task {task.name!r}; {kept}") from None
 
     model, state = run_stream(
         stream, model, strategy, config, progress=progress,
@@ -210,6 +216,8 @@ def run(
     run_dir = Path(out) / config.run_id() if out is not None else None
     if run_dir is not None and (run_dir / "result.json").exists() and reuse:
         return validate_result(load_result(run_dir), config.to_dict(), run_dir)
+    if out is not None:
+        check_writable(out)  # before any training, not at the first checkpoint
     if run_dir is not None and not reuse:
         ckpt.remove_checkpoint(run_dir)
     built_stream, model, strategy = build(config, stream)

@@ -12,6 +12,18 @@ from typing import Any
 
 from .errors import LifelongError
 
+SHOWN = 10
+"""An error lists at most this many values."""
+
+
+def shown(value: Any, limit: int = SHOWN) -> str:
+    """``value`` for an error message: its repr, a list or tuple cut to ``limit`` values with the
+    count (``[0, 1, 2, …] (229 in all)``), so a one-line error stays one short line."""
+    if not isinstance(value, (list, tuple)) or len(value) <= limit:
+        return repr(value)
+    head = repr(list(value[:limit]))[:-1] if isinstance(value, list) else repr(tuple(value[:limit]))[:-1]
+    return f"{head}, …{']' if isinstance(value, list) else ')'} ({len(value)} in all)"
+
 
 def check_number(name: str, value: Any, low: float = 0.0, inclusive: bool = True,
                  high: float | None = None, high_inclusive: bool = True, allow_inf: bool = False,
@@ -27,7 +39,7 @@ def check_number(name: str, value: Any, low: float = 0.0, inclusive: bool = True
             bound = f"a {'' if allow_inf else 'finite '}number {'>=' if inclusive else '>'} {low:g}"
         else:
             bound = f"in {'[' if inclusive else '('}{low:g}, {high:g}{']' if high_inclusive else ')'}"
-        raise LifelongError(f"{prefix} {name} must be {bound}, got {value!r}")
+        raise LifelongError(f"{prefix} {name} must be {bound}, got {shown(value)}")
     return float(value)
 
 
@@ -42,7 +54,7 @@ def check_count(name: str, value: Any, allow_none: bool = False, low: int = 1,
         what = "a positive integer" if low == 1 else f"an integer >= {low}"
         what = what if high is None else f"an integer in [{low}, {high})"
         extra = " (or None)" if allow_none else ""
-        raise LifelongError(f"{prefix} {name} must be {what}{extra}, got {value!r}")
+        raise LifelongError(f"{prefix} {name} must be {what}{extra}, got {shown(value)}")
     return value
 
 
@@ -53,7 +65,7 @@ def check_counts(name: str, value: Any, allow_empty: bool = True,
     if not isinstance(values, Sequence) or isinstance(values, str) or not (values or allow_empty) \
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
         what = "a list" if allow_empty else "a non-empty list"
-        raise LifelongError(f"{prefix} {name} must be {what} of positive integers, got {value!r}")
+        raise LifelongError(f"{prefix} {name} must be {what} of positive integers, got {shown(value)}")
     return list(values)
 
 

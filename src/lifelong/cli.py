@@ -291,7 +291,8 @@ def add_compare_parser(sub) -> None:
     p.add_argument("--out", default="runs/compare", help="report folder (default: runs/compare)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine")
     p.add_argument("--executor", default="local", help="local (default) or ray")
-    p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
+    p.add_argument("--force", action="store_true", help="retrain runs that are already finished, and "
+                   "replace another comparison (its plan and report) in --out")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log per-epoch scalars to OUT/tensorboard (needs tensorboard)")
     p.set_defaults(func=cmd_compare)

@@ -24,9 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, SEED_LIMIT, RunConfig, check_out_folder, check_table, make_train_config
+from .config import (
+    PRESETS,
+    SEED_LIMIT,
+    RunConfig,
+    check_out_folder,
+    check_table,
+    check_writable,
+    make_train_config,
+)
 from .errors import LifelongError
-from .results import COMPARISON_FILE, RUNS_DIR, RunResult, atomic_write
+from .results import COMPARISON_FILE, RESULT_FILE, RUNS_DIR, RunResult, atomic_write
 
 DEFAULT_STRATEGIES = ("naive", "ewc", "mas", "si", "rwalk", "scp", "joint")
 DEFAULT_LABELS = {"naive": "naive (baseline)"}
@@ -212,6 +220,31 @@ def write_plan(out: Path, runs: list[PlannedRun], comparison: Comparison) -> Non
     atomic_write(out / COMPARISON_FILE, json.dumps(data, indent=2))
 
 
+def check_comparison_folder(out: Path, runs: list[PlannedRun], replace: bool = False) -> None:
+    """``out`` may take this comparison: it is not inside a run's folder, and a comparison already
+    there plans no run this one drops (the same plan again, or one that adds runs, reuses what
+    is finished) unless ``replace``. Refused in one line before anything is written."""
+    from .checkpoint import CHECKPOINT_DIR
+    from .report import read_plan
+
+    for part in (out.absolute(), *out.absolute().parents):
+        if (part / RESULT_FILE).is_file() or (part / CHECKPOINT_DIR).is_dir():
+            raise LifelongError(f"--out {out} is inside the run folder {part}; give a comparison its own "
+                                "folder")
+    if replace or not (out / COMPARISON_FILE).exists():
+        return
+    try:
+        old = read_plan(out / COMPARISON_FILE)
+    except LifelongError:  # a damaged plan: its own message says to rewrite it
+        return
+    planned = {(r.benchmark, r.method, r.config.run_id()) for r in runs}
+    dropped = [e for e in old if tuple(e) not in planned]
+    if dropped:
+        raise LifelongError(f"{out} holds another comparison ({len(dropped)} of its {len(old)} runs are not "
+                            f"in this one, e.g. {dropped[0][1]} on {dropped[0][0]}); give another --out, or "
+                            "--force to replace it")
+
+
 def compare(
     comparison: Comparison,
     out: str | Path,
@@ -221,9 +254,11 @@ def compare(
     display: Any = None,
     tensorboard: bool = False,
     report: bool = True,
+    replace: bool | None = None,
 ) -> dict[str, RunResult]:
     """Run (or reuse) every planned run into ``out/runs`` and write the report into ``out``
-    (``report=False``: only the runs; ``lifelong report OUT`` draws it later).
+    (``report=False``: only the runs; ``lifelong report OUT`` draws it later). Another comparison
+    in ``out`` is refused unless ``replace`` (default: ``not reuse``, as ``--force`` does).
 
     Returns run_id → result of the runs that finished; raises a one-line ``LifelongError``
     naming the runs that failed (after writing the report of the others).
@@ -239,6 +274,8 @@ def compare(
     runs = comparison.plan()
     streams = {b.label: make_benchmark(b.name, **b.options) for b in comparison.benchmarks}
     comparison.check_runnable(streams, executor)
+    check_comparison_folder(out, runs, not reuse if replace is None else replace)
+    check_writable(out)
     write_plan(out, runs, comparison)
     logger = TensorBoardLogger(out / "tensorboard") if tensorboard else None
     results, failures = execute(runs, out / RUNS_DIR, streams, jobs=jobs, executor=executor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,4 +176,20 @@ def check_out_folder(out: str | Path) -> Path:
     for part in (path, *path.parents):
         if part.exists() and not part.is_dir():
             raise LifelongError(f"output folder {path}: {part} is a file, not a folder; choose another --out")
+    return path
+
+
+def check_writable(out: str | Path) -> Path:
+    """Create ``out`` if needed and write and remove a probe file there: a folder that cannot be
+    written (read-only file system, permissions, a file in the way) is refused in one line before
+    any training, not at the first checkpoint."""
+    path = check_out_folder(out)
+    probe = path / f".lifelong-probe-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise LifelongError(f"output folder {path} cannot be written ({exc.strerror or type(exc).__name__}); "
+                            "choose another --out or make it writable") from None
     return path

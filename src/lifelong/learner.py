@@ -101,6 +101,9 @@ def load_learner(folder: str | Path, model: nn.Module) -> tuple[nn.Module, Strat
 
 
 def _read(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    if folder.is_file():
+        raise LifelongError(f"{folder} is a file; give load_learner the folder save_learner wrote "
+                            f"({folder.parent}), not one of its files")
     try:
         meta = json.loads((folder / META).read_text())
         blob = (folder / TENSORS).read_bytes()

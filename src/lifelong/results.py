@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import LifelongError
-from .metrics import Metric
+from .metrics import METRICS, Metric, continued_metrics
 
 RESULT_FILE = "result.json"
 COMPARISON_FILE, RUNS_DIR = "comparison.json", "runs"
@@ -54,13 +54,12 @@ class RunResult:
 
 
 def metric_value(result: RunResult, metric: Metric, reference: RunResult | None = None) -> float | None:
-    """``metric`` of a whole-stream run: its saved value, else computed from its accuracy matrix
-    (a metric registered after the run was saved); None where it needs a reference run and none
-    is given."""
-    if metric.name in result.metrics:
-        return result.metrics[metric.name]
-    if metric.needs_reference and reference is None:
-        return None
+    """``metric`` of a whole-stream run, computed from its accuracy matrix (never the saved number,
+    which a hand edit may have changed); a metric that needs a reference run: its saved value
+    without ``reference`` (None where there is none); of a continued fit, its saved value (checked
+    on load against ``continued_metrics``)."""
+    if (metric.needs_reference and reference is None) or result.extra.get("first_task"):
+        return result.metrics.get(metric.name)
     return metric.compute(result.accuracy_matrix, result.initial_accuracy,
                           reference.accuracy_matrix if reference is not None else None)
 
@@ -149,6 +148,9 @@ def result_problem(data: Any) -> str | None:
     bad = [k for k in required if k not in metrics] + [k for k, v in metrics.items() if not finite_number(v)]
     if bad:
         return f"metrics[{bad[0]!r}] is missing or not a finite number"
+    disagree = metrics_disagreement(data["accuracy_matrix"], data["initial_accuracy"], metrics, first)
+    if disagree:
+        return disagree
     if not all(finite_number(v, 0) for v in [*data.get("task_times", []), *data.get("memory_bytes", []),
                                         data.get("wall_time", 0)]):
         return "a time or memory size is not a non-negative number"
@@ -156,6 +158,29 @@ def result_problem(data: Any) -> str | None:
         return "model_sizes is not a list of objects"
     if not isinstance(data["config"].get("train", {}), dict):
         return "config.train is not an object"
+    return None
+
+
+def metrics_disagreement(matrix: list, initial: list, metrics: dict[str, Any], first: int = 0) -> str | None:
+    """Why saved ``metrics`` do not agree with the accuracy matrix they were computed from (a hand
+    edit, or another file's numbers); None when every metric that can be recomputed agrees.
+
+    Recomputed: the registered metrics that need no reference run (``continued_metrics`` for a
+    continued fit). A metric not registered here, or that fails on this matrix, cannot be checked."""
+    if first:
+        computed = continued_metrics(matrix, initial, first)
+    else:
+        computed = {}
+        for metric in METRICS:
+            if metric.name in metrics and not metric.needs_reference:
+                try:
+                    computed[metric.name] = metric.compute(matrix, initial)
+                except (ValueError, TypeError, ArithmeticError, LifelongError):
+                    continue
+    for name, value in computed.items():
+        if name in metrics and not math.isclose(metrics[name], value, rel_tol=1e-9, abs_tol=1e-12):
+            return (f"metrics[{name!r}] is {metrics[name]:.6g} but its accuracy matrix gives {value:.6g}; "
+                    "it was edited or belongs to another run")
     return None
 
 
@@ -173,16 +198,29 @@ def environment(device: str, seed: int) -> dict[str, Any]:
     }
 
 
+class WriteError(LifelongError):
+    """A file could not be written (disk full, permissions, read-only file system)."""
+
+
 def atomic_write(path: Path, text: str | bytes) -> None:
     """Write to a temporary sibling, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     mode = "wb" if isinstance(text, bytes) else "w"
-    with open(tmp, mode) as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, mode) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise WriteError(f"cannot write {path} ({exc.strerror or type(exc).__name__}); the files written "
+                         f"before are kept{' and its earlier version is unchanged' if path.exists() else ''}"
+                         ) from None
 
 
 def _csv(rows: list[list[Any]]) -> str:

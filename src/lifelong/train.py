@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,6 +189,9 @@ def run_stream(
         data = strategy.train_data(task)
         for epoch in range(config.epochs):
             loss = train_epoch(model, strategy, optimizer, task, data, config.batch_size, gen)
+            if not math.isfinite(loss):  # the epoch's one sync, already paid for by float(total)
+                raise diverged(task, epoch + 1, loss, config, strategy, state.tasks_done,
+                               saved=on_task_end is not None)
             event = {"event": "epoch_end", "task": task.id, "epoch": epoch + 1,
                      "epochs": config.epochs, "loss": loss}
             if config.eval_every_epoch:
@@ -207,6 +211,25 @@ def run_stream(
         if on_task_end is not None:
             on_task_end(model, optimizer, state)
     return model, state
+
+
+def diverged(task: Task, epoch: int, loss: float, config: TrainConfig, strategy: Strategy,
+             done: int, saved: bool) -> LifelongError:
+    """The one line for a run whose loss became NaN or infinite: where, the likely cause, what is kept."""
+    try:
+        params = strategy.hyperparameters()
+    except TypeError:
+        params = {}
+    flat = {f"{k}.{j}": w for k, v in params.items() if isinstance(v, dict) for j, w in v.items()}
+    flat.update({k: v for k, v in params.items() if not isinstance(v, dict)})
+    weights = ", ".join(f"{k}={v:g}" for k, v in flat.items()
+                        if k.split(".")[-1] == "lam" and isinstance(v, (int, float)))
+    cause = f"the learning rate (lr={config.lr:g})" + (f" or the penalty weight λ ({weights})" if weights
+                                                        else "")
+    kept = ("no task had finished before it" if not done else f"kept: the checkpoint after task {done}"
+            if saved else f"{done} task(s) had finished before it (nothing saved: no output folder)")
+    return LifelongError(f"task {task.name!r} diverged in epoch {epoch}: the mean loss is {loss}; "
+                         f"{cause} is likely too large — lower it and rerun; {kept}")
 
 
 @torch.no_grad()

@@ -134,9 +134,10 @@ def _numeric(a, what: str, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _is_integer(a) -> bool:
+    """Integer images (8-bit, scaled by 1/255); booleans are not: they map to {0, 1} as they are."""
     if torch.is_tensor(a):
-        return not a.is_floating_point()
-    return isinstance(a, np.ndarray) and a.dtype.kind in "biu"
+        return not a.is_floating_point() and a.dtype != torch.bool
+    return isinstance(a, np.ndarray) and a.dtype.kind in "iu"
 
 
 def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,8 +172,8 @@ def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def from_arrays(x_train, y_train, x_test, y_test) -> Split:
     """User arrays (numpy or torch). Integer arrays with values in 0..255 (8-bit images) are
-    scaled by 1/255; float arrays are kept as given (scale them yourself), the same rule for the
-    train and the test set.
+    scaled by 1/255; boolean arrays (binarised images) become {0, 1}; float arrays are kept as given
+    (scale them yourself), the same rule for the train and the test set.
 
     3-D ``(n, h, w)`` images become ``(n, 1, h, w)``; 2-D ``(n, d)`` feature rows stay flat
     (``rotated-mnist`` reads square rows as images).

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..checks import shown
 from ..errors import LifelongError
 
 SCENARIOS = ("task", "domain", "class")
@@ -92,7 +93,7 @@ class Stream:
                                     f"{tuple(self.input_shape)}")
             if task.classes and max(task.classes) >= self.num_classes or min(task.classes, default=0) < 0:
                 raise LifelongError(f"stream {self.name!r}: task {task.name!r} has classes "
-                                    f"{tuple(task.classes)} outside 0..{self.num_classes - 1}; "
+                                    f"{shown(tuple(task.classes))} outside 0..{self.num_classes - 1}; "
                                     "raise num_classes or relabel")
 
     def __len__(self) -> int:

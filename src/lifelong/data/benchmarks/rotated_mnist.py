@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ...checks import shown
 from ...errors import LifelongError
 from ...registry import BENCHMARKS
 from ..datasets import load_dataset
@@ -52,7 +53,7 @@ def rotated(
     if len(angles) == 0:
         raise LifelongError("rotated-mnist needs at least one angle")
     if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in angles):
-        raise LifelongError(f"angles must be numbers of degrees, got {list(angles)!r}")
+        raise LifelongError(f"angles must be numbers of degrees, got {shown(list(angles))}")
     check_option_count("train_per_task", train_per_task, allow_none=True)
     data = load_dataset(source, arrays, dataset, class_names)
     xtr, ytr, xte, yte = as_images(data.x_train), data.y_train, as_images(data.x_test), data.y_test

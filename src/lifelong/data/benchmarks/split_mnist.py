@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ...checks import shown
 from ...errors import LifelongError
 from ...registry import BENCHMARKS
 from ..datasets import load_dataset
@@ -42,7 +43,7 @@ def split(
     if len(present) % classes_per_task:
         raise LifelongError(
             f"classes_per_task={classes_per_task} must divide the {len(present)} classes "
-            f"{present} evenly"
+            f"{shown(present)} evenly"
         )
     tasks = []
     for t in range(len(present) // classes_per_task):
