@@ -1,0 +1,50 @@
+"""Huge counts, threads, --version, SIGTERM and CSVs without float noise (issue 18, items 3, 8, 9)."""
+
+import json
+
+import pytest
+import torch
+from conftest import idx_folder, tiny_arrays
+
+from lifelong.batches import batch_indices
+from lifelong.cli import main
+
+FAST = ["--epochs", "1", "--lr", "0.01", "--device", "cpu", "--mopt", "hidden=[8]"]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return idx_folder(tmp_path / "data", tiny_arrays())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "9223372036854775808"], "batch_size must be below 2**63 (what torch takes"),
+    (["--epochs", "1000000000000"], "epochs must be at most 10000 per task, got 1000000000000"),
+    (["--epochs", "1e12"], "argument --epochs: invalid int value: '1e12'"),
+])
+def test_huge_counts_are_one_line(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) if "1e12" in args else _nothing():
+        code = main(["run", *args, "--out", str(tmp_path / "r")])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_batch_larger_than_the_data_is_the_data(tmp_path, data_dir, capsys):
+    (whole,) = batch_indices(10, 2**63 - 1, torch.Generator().manual_seed(0))
+    assert sorted(whole.tolist()) == list(range(10))
+    out = tmp_path / "r"
+    for size in ("9223372036854775807", "100000"):
+        assert main(["run", "--benchmark", "split-mnist", "--data", str(data_dir), *FAST,
+                     "--batch-size", size, "--out", str(out)]) == 0
+    a, b = (json.loads((d / "result.json").read_text())["accuracy_matrix"] for d in sorted(out.iterdir()))
+    assert a == b  # both are one batch of the whole task per epoch
