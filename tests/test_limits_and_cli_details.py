@@ -48,3 +48,37 @@ def test_batch_larger_than_the_data_is_the_data(tmp_path, data_dir, capsys):
                      "--batch-size", size, "--out", str(out)]) == 0
     a, b = (json.loads((d / "result.json").read_text())["accuracy_matrix"] for d in sorted(out.iterdir()))
     assert a == b  # both are one batch of the whole task per epoch
+
+
+def test_version(capsys):
+    import lifelong
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out == f"lifelong {lifelong.__version__}\n"
+
+
+def test_sigterm_is_handled_as_ctrl_c(monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    import lifelong.cli as cli
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_list", killed)
+    assert main(["list"]) == 143
+    assert capsys.readouterr().err == "\ninterrupted; finished results are kept\n"
+    assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # restored
+
+
+def test_csvs_have_no_float_noise():
+    from lifelong.tables import clean_floats
+
+    row = {"acc": 0.7609999999999999, "seeds": 1, "m": "x"}
+    assert clean_floats(row) == {"acc": 0.761, "seeds": 1, "m": "x"}
+    assert str(clean_floats({"a": 0.1 + 0.2})["a"]) == "0.3"
