@@ -205,3 +205,27 @@ def test_a_metric_that_needs_a_missing_reference_run_is_a_blank_cell(runs_folder
     assert "| forgetting (%) | REF (%) | wall time (s) |" in table
     assert "| 60.00 | -45.00 | 5.00 | 45.00 |  | 10.0 |" in table
     assert rows[0].split(",")[11:13] == ["ref", "ref_ci95"] and rows[2].split(",")[11:13] == ["", ""]
+
+
+def test_a_report_of_mixed_runs_names_what_differs_and_each_protocol(tmp_path):
+    """Runs of one strategy under other settings: labelled by the settings that differ, never by a
+    hash, and the page writes one protocol line per protocol (issue 18, item 6)."""
+    for seed in (0, 1):
+        save_result(fake_result("naive", seed, [0.3, 0.6, 0.9]), tmp_path / f"naive-{seed}")
+    odd = fake_result("naive", 0, [0.1, 0.1, 0.1])
+    odd.config["train"] = {"seed": 0, "epochs": EPOCHS, "lr": 1e10, "optimizer": "sgd", "momentum": 0.0}
+    save_result(odd, tmp_path / "naive-lr")
+    wide = fake_result("ewc", 0, [0.5, 0.5, 0.5])
+    wide.config["benchmark_options"] = {"angles": [0, 45]}
+    save_result(wide, tmp_path / "ewc-wide")
+    save_result(fake_result("ewc", 0, [0.5, 0.5, 0.6]), tmp_path / "ewc-0")
+    collected = collect(tmp_path)
+    assert sorted(collected) == ["rotated-mnist (angles=[0, 45])", "rotated-mnist (angles=default)"]
+    plain = collected["rotated-mnist (angles=default)"]
+    assert sorted(plain) == ["ewc", "naive (lr=1e10, momentum=0, optimizer=sgd)",
+                             "naive (lr=default, momentum=default, optimizer=default)"]
+    assert [len(runs) for _, runs in sorted(plain.items())] == [1, 1, 2]  # seeds 0 and 1 pooled
+    main(["report", str(tmp_path)])
+    page = (tmp_path / "report.html").read_text()
+    assert "<li>epochs=2: " in page and "<li>epochs=2, lr=1e10, optimizer=sgd, momentum=0: " in page
+    assert not re.search(r"naive-[0-9a-f]{6}", page)
