@@ -3,8 +3,9 @@
 ``write_report(folder)`` writes, for every benchmark of the comparison, ``<bench>-curve.png/svg``
 (learning curve) and ``<bench>-heatmaps.png/svg`` (accuracy matrices), then ``table.md``,
 ``table.csv`` and ``report.html`` — one self-contained page (SVG inline, PNG as base64) that
-opens offline. ``folder`` is a comparison folder (``comparison.json``), one run directory, or
-any folder of run directories (e.g. ``runs/`` of ``lifelong run``).
+opens offline, with one heatmap per method at a readable size. ``folder`` is a comparison folder
+(``comparison.json``), one run directory, or any folder of run directories (e.g. ``runs/`` of
+``lifelong run``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
 import re
 import sys
@@ -203,6 +205,13 @@ def write_report(folder: str | Path) -> str:
     return table
 
 
+def _png64(fig) -> str:
+    """A figure as base64 PNG text (for one self-contained page)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def _inline_svg(path: Path) -> str:
     text = path.read_text()
     return text[text.index("<svg"):]
@@ -216,7 +225,9 @@ def html_page(folder: Path, collected: Collected) -> str:
     cols = columns()
     for bench, groups in collected.items():
         slug = safe_name(bench)
-        heat = base64.b64encode((folder / f"{slug}-heatmaps.png").read_bytes()).decode()
+        heat = "".join(f'<img alt="accuracy matrix of {html.escape(method)} on {html.escape(bench)}" '
+                       f'src="data:image/png;base64,{_png64(heatmaps({method: runs}, method))}">'
+                       for method, runs in groups.items())
         rows = table_rows(groups)
         head = ("<tr><th>method</th><th>seeds</th>"
                 + "".join(f"<th>{html.escape(c.title)}</th>" for c in cols) + "</tr>")
@@ -231,8 +242,8 @@ def html_page(folder: Path, collected: Collected) -> str:
             f'</figcaption></figure>'
             f'<div style="overflow-x:auto"><table class="results" id="results-{slug}">'
             f'<thead>{head}</thead><tbody>{body}</tbody></table></div>'
-            f'<figure class="heatmaps"><img alt="accuracy matrices of {html.escape(bench)}" '
-            f'src="data:image/png;base64,{heat}"><figcaption>Row i: after training task i; column '
+            f'<figure class="heatmaps"><div class="panels">{heat}</div><figcaption>One accuracy '
+            f'matrix per method (mean over seeds), at full size: row i: after training task i; column '
             f'j: accuracy on task j.</figcaption></figure></section>')
     protocols: dict[str, list[str]] = {}
     for bench, groups in collected.items():
@@ -254,7 +265,8 @@ def html_page(folder: Path, collected: Collected) -> str:
 svg,img{{max-width:100%;height:auto}} figure.learning-curve svg{{width:100%}}
 table{{border-collapse:collapse;margin:1em 0}} td:first-child{{text-align:left}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}}
-figcaption{{color:#555;font-size:.9em}}</style></head><body>
+figcaption{{color:#555;font-size:.9em}} .panels{{display:flex;flex-wrap:wrap;gap:.5em}}
+figure.heatmaps img{{width:420px}}</style></head><body>
 <h1>lifelong comparison</h1>
 {protocol} Environment: Python {env.get("python", "?")}, torch
 {env.get("torch", "?")}, device {env.get("device", "?")}.</p>
