@@ -205,3 +205,65 @@ def test_a_metric_that_needs_a_missing_reference_run_is_a_blank_cell(runs_folder
     assert "| forgetting (%) | REF (%) | wall time (s) |" in table
     assert "| 60.00 | -45.00 | 5.00 | 45.00 |  | 10.0 |" in table
     assert rows[0].split(",")[11:13] == ["ref", "ref_ci95"] and rows[2].split(",")[11:13] == ["", ""]
+
+
+def test_a_report_of_mixed_runs_names_what_differs_and_each_protocol(tmp_path):
+    """Runs of one strategy under other settings: labelled by the settings that differ, never by a
+    hash, and the page writes one protocol line per protocol (issue 18, item 6)."""
+    for seed in (0, 1):
+        save_result(fake_result("naive", seed, [0.3, 0.6, 0.9]), tmp_path / f"naive-{seed}")
+    odd = fake_result("naive", 0, [0.1, 0.1, 0.1])
+    odd.config["train"] = {"seed": 0, "epochs": EPOCHS, "lr": 1e10, "optimizer": "sgd", "momentum": 0.0}
+    save_result(odd, tmp_path / "naive-lr")
+    wide = fake_result("ewc", 0, [0.5, 0.5, 0.5])
+    wide.config["benchmark_options"] = {"angles": [0, 45]}
+    save_result(wide, tmp_path / "ewc-wide")
+    save_result(fake_result("ewc", 0, [0.5, 0.5, 0.6]), tmp_path / "ewc-0")
+    collected = collect(tmp_path)
+    assert sorted(collected) == ["rotated-mnist (angles=[0, 45])", "rotated-mnist (angles=default)"]
+    plain = collected["rotated-mnist (angles=default)"]
+    assert sorted(plain) == ["ewc", "naive (lr=1e10, momentum=0, optimizer=sgd)",
+                             "naive (lr=default, momentum=default, optimizer=default)"]
+    assert [len(runs) for _, runs in sorted(plain.items())] == [1, 1, 2]  # seeds 0 and 1 pooled
+    main(["report", str(tmp_path)])
+    page = (tmp_path / "report.html").read_text()
+    assert "<li>epochs=2: " in page and "<li>epochs=2, lr=1e10, optimizer=sgd, momentum=0: " in page
+    assert not re.search(r"naive-[0-9a-f]{6}", page)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_heatmaps_name_the_tasks_and_their_colour_bar_sits_beside_them(k):
+    """Issue 18, item 10: task names as in the curve, the colour bar within a quarter inch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from lifelong.plots import heatmaps
+
+    fig = heatmaps({f"m{i}": [fake_result("naive", 0, [0.3, 0.6, 0.9])] for i in range(k)})
+    FigureCanvasAgg(fig).draw()
+    (bar,) = [a for a in fig.axes if a.get_ylabel() == "accuracy (%)"]
+    panels = [a for a in fig.axes if a is not bar and a.get_visible()]
+    assert len(panels) == k
+    gap = (bar.get_position().x0 - max(a.get_position().x1 for a in panels)) * fig.get_size_inches()[0]
+    assert 0 < gap <= 0.3
+    for ax in panels:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["rot0", "rot45", "rot90"]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["rot0", "rot45", "rot90"]
+
+
+def test_the_curve_has_a_tick_per_epoch():
+    from lifelong.plots import learning_curve
+
+    ax = learning_curve({"naive": [fake_result("naive", 0, [0.3, 0.6, 0.9])]}).axes[0]
+    assert list(ax.get_xticks(minor=True)) == pytest.approx([0.25, 0.75, 1.25, 1.75, 2.25, 2.75])
+    assert [t.get_text() for t in ax.get_xticklabels(minor=True)] == ["1", "2"] * 3
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["task 1\nrot0", "task 2\nrot45", "task 3\nrot90"]
+
+
+def test_the_page_shows_one_heatmap_per_method(runs_folder):
+    main(["report", str(runs_folder)])
+    page = (runs_folder / "report.html").read_text()
+    figure = page[page.index('<figure class="heatmaps">'):]
+    figure = figure[:figure.index("</figure>")]
+    alts = re.findall(r'<img alt="accuracy matrix of ([^"]+) on rotated-mnist" '
+                      r'src="data:image/png;base64,', figure)
+    assert alts == ["ewc", "naive"]

@@ -21,7 +21,7 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator, repeats: 
     perm = torch.randperm(n * repeats, generator=generator).to(device)
     if repeats > 1:
         perm = perm % n  # row k of x.repeat(repeats) is x[k % n]
-    return perm.split(batch_size)
+    return perm.split(max(1, min(batch_size, perm.numel())))
 
 
 def iterate_batches(data: Batch, batch_size: int, generator: torch.Generator, repeats: int = 1):

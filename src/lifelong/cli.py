@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -149,11 +151,59 @@ def build_comparison(args: argparse.Namespace):
     return Comparison.from_dict(data)
 
 
+def set_threads(requested: int | None, jobs: int = 1) -> int:
+    """Set and return torch's thread count for this process: ``--threads`` where given; otherwise
+    torch's default (one per physical core), but never more than the cores this process may use
+    (a container's CPU set, ``taskset``), so a lone run does not oversubscribe. With ``--jobs N``
+    each run's process gets cores // N (executors.py); ``--threads`` is then refused."""
+    import torch
+
+    from .checks import check_count
+    from .executors import cores
+
+    if requested is not None:
+        check_count("--threads", requested, prefix="option")
+        if jobs > 1:
+            raise LifelongError("--threads sets the threads of one process; with --jobs N each run gets "
+                                "cores // N threads: give one of --threads and --jobs")
+        torch.set_num_threads(requested)
+    elif torch.get_num_threads() > cores():
+        torch.set_num_threads(cores())
+    return torch.get_num_threads()
+
+
+def busy_note(threads: int, load: float | None = None, n: int | None = None) -> str | None:
+    """A one-line note when the machine already runs about as many threads as it has cores (the
+    1-minute load average, where the system gives one); None otherwise."""
+    from .executors import cores
+
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # pragma: no cover - Windows
+            return None
+    n = n or cores()
+    if load + threads <= n + 0.5:
+        return None
+    return (f"note: the machine is busy (load {load:.1f} on {n} cores, and this run adds {threads} "
+            f"thread{'s' if threads > 1 else ''}); training will be slower than alone"
+            + (" (--threads 1 helps)" if threads > 1 else ""))
+
+
+def _note_if_busy(threads: int) -> None:
+    note = busy_note(threads) if sys.stderr.isatty() else None  # for a person watching, not a log
+    if note:
+        print(note, file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare
     from .progress import ComparisonProgress
 
     comparison = build_comparison(args)
+    threads = set_threads(args.threads, args.jobs)
+    if args.executor == "local":
+        _note_if_busy(threads * args.jobs if args.jobs > 1 else threads)
     compare(comparison, args.out, jobs=args.jobs, executor=args.executor, reuse=not args.force,
             display=ComparisonProgress(), tensorboard=args.tensorboard)
     print((Path(args.out) / "table.md").read_text())
@@ -180,6 +230,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run
     config = build_run_config(args)
+    _note_if_busy(set_threads(args.threads))
     from .progress import ProgressBar
 
     bar = ProgressBar(config.strategy, config.train.epochs)
@@ -236,6 +287,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for run directories (default: runs)")
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+
+
+THREADS_HELP = ("torch threads (default: torch's, at most the cores this process may use); another "
+                "count can change the last digits of results")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -246,7 +302,10 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = OneLineParser(prog="lifelong", description="Lifelong learning on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"lifelong {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train one strategy on one stream")
     p.add_argument("config", nargs="?",
@@ -290,6 +349,7 @@ def add_compare_parser(sub) -> None:
     p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
     p.add_argument("--out", default="runs/compare", help="report folder (default: runs/compare)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine")
+    p.add_argument("--threads", type=int, help=THREADS_HELP + " (with --jobs 1)")
     p.add_argument("--executor", default="local", help="local (default) or ray")
     p.add_argument("--force", action="store_true", help="retrain runs that are already finished, and "
                    "replace another comparison (its plan and report) in --out")
@@ -300,17 +360,32 @@ def add_compare_parser(sub) -> None:
 
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit), handled as Ctrl-C is."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = None
     try:
         return int(args.func(args) or 0)
     except LifelongError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("\ninterrupted; finished results are kept", file=sys.stderr)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

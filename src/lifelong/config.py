@@ -20,7 +20,11 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the one loop trains. The defaults are the homework's protocol (preset ``homework``)."""
+    """How the one loop trains. The defaults are the homework's protocol (preset ``homework``).
+
+    ``batch_size`` is below 2⁶³ (what torch takes); a batch larger than a task's data is that
+    data, one batch per epoch. ``epochs`` per task is at most ``MAX_EPOCHS``.
+    """
 
     optimizer: str = "adam"
     lr: float = 1e-4
@@ -43,6 +47,12 @@ class TrainConfig:
             raise LifelongError(f"unknown device {self.device!r}; choose auto, cpu or cuda")
         for name in ("batch_size", "epochs"):
             check_count(name, getattr(self, name), prefix="train option")
+        if self.batch_size >= SEED_LIMIT:
+            raise LifelongError(f"train option batch_size must be below 2**63 (what torch takes; a batch "
+                                f"larger than the data is the whole data), got {self.batch_size}")
+        if self.epochs > MAX_EPOCHS:
+            raise LifelongError(f"train option epochs must be at most {MAX_EPOCHS} per task, "
+                                f"got {self.epochs}")
         check_count("seed", self.seed, low=0, high=SEED_LIMIT, prefix="train option")
         check_number("lr", self.lr, inclusive=False, high=1e30, prefix="train option")
         check_number("momentum", self.momentum, high=1, high_inclusive=False, prefix="train option")
@@ -53,6 +63,8 @@ class TrainConfig:
 
 
 SEED_LIMIT = 2**63
+MAX_EPOCHS = 10_000
+"""Epochs per task beyond this are a typo, not a protocol (the homework's is 10)."""
 """Seeds are non-negative and below 2⁶³ (what ``torch.manual_seed`` takes)."""
 
 

@@ -62,10 +62,16 @@ def learning_curve(groups: Groups, title: str = "") -> Figure:
     T = len(task_names)
     for boundary in range(1, T):
         ax.axvline(boundary, color="0.5", ls=":", lw=1)
+    epochs = max((p["epoch"] for rs in groups.values() for r in rs for p in r.curve), default=0)
+    if epochs:  # a tick per epoch (numbered where there is room), the tasks named under them
+        ax.set_xticks([t + (e - 0.5) / epochs for t in range(T) for e in range(1, epochs + 1)],
+                      [str(e) if T * epochs <= 60 or e in (1, epochs) else ""
+                       for _ in range(T) for e in range(1, epochs + 1)], minor=True, fontsize=7)
     ax.set_xticks([t + 0.5 for t in range(T)], [f"task {t + 1}\n{n}" for t, n in enumerate(task_names)])
+    ax.tick_params(axis="x", which="major", length=0, pad=14 if epochs else 4)
     ax.set_xlim(0, max(T, 1))
     ax.set_ylabel("mean accuracy on the tasks seen so far (%)")
-    ax.set_xlabel("training time (epochs within each task; dotted lines = new task)")
+    ax.set_xlabel("epoch within each task (dotted lines = new task)")
     ax.set_title(title or "Learning curve")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
@@ -84,20 +90,21 @@ def heatmaps(groups: Groups, title: str = "") -> Figure:
     for ax, (label, runs) in zip(axes.flat, groups.items()):
         R = 100 * np.mean([np.asarray(r.accuracy_matrix, dtype=float) for r in runs], axis=0)
         T = R.shape[0]
+        names = runs[0].task_names if len(runs[0].task_names) == T else [str(j + 1) for j in range(T)]
         image = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
         for i in range(T):
             for j in range(T):
                 ax.text(j, i, f"{R[i, j]:.0f}", ha="center", va="center", fontsize=8,
                         color="white" if R[i, j] < 60 else "black")
         ax.set_title(label, fontsize=10)
-        ax.set_xticks(range(T), [str(j + 1) for j in range(T)])
-        ax.set_yticks(range(T), [str(i + 1) for i in range(T)])
+        ax.set_xticks(range(T), names, rotation=45 if T > 5 else 0)  # as in the learning curve
+        ax.set_yticks(range(T), names)
         ax.set_xlabel("evaluated on task")
         ax.set_ylabel("after training task")
     for ax in list(axes.flat)[k:]:
         ax.set_visible(False)
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8, label="accuracy (%)")
+    if image is not None:  # beside the panels drawn, not beside the grid's empty places
+        fig.colorbar(image, ax=list(axes.flat)[:k], shrink=0.8, pad=0.02, label="accuracy (%)")
     fig.suptitle(title or "Accuracy matrices")
     return fig
 

@@ -3,8 +3,9 @@
 ``write_report(folder)`` writes, for every benchmark of the comparison, ``<bench>-curve.png/svg``
 (learning curve) and ``<bench>-heatmaps.png/svg`` (accuracy matrices), then ``table.md``,
 ``table.csv`` and ``report.html`` — one self-contained page (SVG inline, PNG as base64) that
-opens offline. ``folder`` is a comparison folder (``comparison.json``), one run directory, or
-any folder of run directories (e.g. ``runs/`` of ``lifelong run``).
+opens offline, with one heatmap per method at a readable size. ``folder`` is a comparison folder
+(``comparison.json``), one run directory, or any folder of run directories (e.g. ``runs/`` of
+``lifelong run``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
 import re
 import sys
@@ -103,32 +105,78 @@ SETTING = ("strategy_options", "model", "model_options", "train")
 
 
 def _group(results: list[RunResult]) -> Collected:
-    """Ad-hoc runs: a method is a strategy with its options, model and training settings (labelled
-    by a short hash where one strategy appears with several); only seeds of the same method are
-    pooled. A benchmark run with several option sets (e.g. other angles) is likewise split by a
-    short hash."""
-    def key(r: RunResult, *fields: str) -> str:
-        picked = {f: r.config.get(f) for f in fields}
-        if "train" in picked and isinstance(picked["train"], dict):  # seeds are what is pooled
-            picked["train"] = {k: v for k, v in picked["train"].items() if k != "seed"}
-        return hashlib.sha1(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:6]
-
+    """Ad-hoc runs: a method is a strategy with its options, model and training settings; only
+    seeds of the same method are pooled. Where one strategy appears with several settings, each
+    label names what differs (``naive (lr=1e10)``); a benchmark run with several option sets (e.g.
+    other angles) likewise (``rotated-mnist (angles=[0, 45])``)."""
     def bench(r: RunResult) -> str:
         return str(r.config.get("benchmark", "stream"))
 
-    methods: dict[str, set[str]] = {}
-    benches: dict[str, set[str]] = {}
-    for r in results:
-        methods.setdefault(str(r.config.get("strategy")), set()).add(key(r, *SETTING))
-        benches.setdefault(bench(r), set()).add(key(r, "benchmark_options"))
+    def strategy(r: RunResult) -> str:
+        return str(r.config.get("strategy", "run"))
+
+    bench_labels = _difference_labels(results, bench, ("benchmark_options",))
+    method_labels = _difference_labels(results, strategy, SETTING)
     out: Collected = {}
     for r in results:
-        label = bench(r) + ("-" + key(r, "benchmark_options") if len(benches[bench(r)]) > 1 else "")
-        name = str(r.config.get("strategy", "run"))
-        if len(methods[name]) > 1:
-            name += "-" + key(r, *SETTING)
-        out.setdefault(label, {}).setdefault(name, []).append(r)
+        out.setdefault(bench_labels[id(r)], {}).setdefault(method_labels[id(r)], []).append(r)
     return out
+
+
+def settings(r: RunResult, fields: tuple[str, ...]) -> dict[str, object]:
+    """A run's settings under ``fields`` as flat ``name → value`` (train options without the seed,
+    options of tables by their own names: ``lr``, ``lam``, ``hidden``)."""
+    flat: dict[str, object] = {}
+    for f in fields:
+        value = r.config.get(f)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not (f == "train" and k == "seed"):
+                    flat[f"{f}.{k}" if k in flat else k] = v  # a name in two tables: say which
+        else:
+            flat[f] = value
+    return flat
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}".replace("e+", "e")
+    if value is None:
+        return "default"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _difference_labels(results: list[RunResult], name: Callable[[RunResult], str],
+                       fields: tuple[str, ...]) -> dict[int, str]:
+    """``id(run)`` → its name, followed by ``(key=value, …)`` of the settings that differ between
+    the runs of that name (nothing where they all agree; a short hash where no setting tells them
+    apart, which a key of nested tables can need)."""
+    by_name: dict[str, list[RunResult]] = {}
+    for r in results:
+        by_name.setdefault(name(r), []).append(r)
+    labels: dict[int, str] = {}
+    for base, runs in by_name.items():
+        flats = [settings(r, fields) for r in runs]
+        keys = sorted({k for f in flats for k in f})
+        differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str)
+                                          for f in flats}) > 1]
+        for r, flat in zip(runs, flats):
+            labels[id(r)] = base + (" (" + ", ".join(f"{k}={_value_text(flat.get(k))}" for k in differ)
+                                    + ")" if differ else "")
+        if len({labels[id(r)] for r in runs}) != len({_digest(f) for f in flats}):  # pragma: no cover
+            for r, flat in zip(runs, flats):
+                labels[id(r)] = f"{base}-{_digest(flat)}"
+    return labels
+
+
+def _digest(flat: dict[str, object]) -> str:
+    return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
+def protocol_text(train: dict) -> str:
+    """The training protocol of a run's ``train`` settings (no seed; momentum only for SGD)."""
+    unused = {"seed"} | ({"momentum"} if train.get("optimizer") == "adam" else set())  # SGD's only
+    return ", ".join(f"{k}={_value_text(v)}" for k, v in train.items() if k not in unused)
 
 
 def write_plots(folder: str | Path, collected: Collected | None = None) -> list[Path]:
@@ -157,6 +205,13 @@ def write_report(folder: str | Path) -> str:
     return table
 
 
+def _png64(fig) -> str:
+    """A figure as base64 PNG text (for one self-contained page)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def _inline_svg(path: Path) -> str:
     text = path.read_text()
     return text[text.index("<svg"):]
@@ -166,12 +221,13 @@ def html_page(folder: Path, collected: Collected) -> str:
     """One self-contained page: inline SVG learning curves, base64 PNG heatmaps, tables."""
     parts = []
     first = next(iter(next(iter(collected.values())).values()))[0]
-    train = first.config.get("train", {})
     env = first.environment
     cols = columns()
     for bench, groups in collected.items():
         slug = safe_name(bench)
-        heat = base64.b64encode((folder / f"{slug}-heatmaps.png").read_bytes()).decode()
+        heat = "".join(f'<img alt="accuracy matrix of {html.escape(method)} on {html.escape(bench)}" '
+                       f'src="data:image/png;base64,{_png64(heatmaps({method: runs}, method))}">'
+                       for method, runs in groups.items())
         rows = table_rows(groups)
         head = ("<tr><th>method</th><th>seeds</th>"
                 + "".join(f"<th>{html.escape(c.title)}</th>" for c in cols) + "</tr>")
@@ -186,20 +242,33 @@ def html_page(folder: Path, collected: Collected) -> str:
             f'</figcaption></figure>'
             f'<div style="overflow-x:auto"><table class="results" id="results-{slug}">'
             f'<thead>{head}</thead><tbody>{body}</tbody></table></div>'
-            f'<figure class="heatmaps"><img alt="accuracy matrices of {html.escape(bench)}" '
-            f'src="data:image/png;base64,{heat}"><figcaption>Row i: after training task i; column '
+            f'<figure class="heatmaps"><div class="panels">{heat}</div><figcaption>One accuracy '
+            f'matrix per method (mean over seeds), at full size: row i: after training task i; column '
             f'j: accuracy on task j.</figcaption></figure></section>')
-    unused = {"seed"} | ({"momentum"} if train.get("optimizer") == "adam" else set())  # SGD's only
-    protocol = ", ".join(f"{k}={v}" for k, v in train.items() if k not in unused)
+    protocols: dict[str, list[str]] = {}
+    for bench, groups in collected.items():
+        for method, runs in groups.items():
+            for r in runs:
+                label = method if len(collected) == 1 else f"{bench}: {method}"
+                names = protocols.setdefault(protocol_text(r.config.get("train") or {}), [])
+                if label not in names:
+                    names.append(label)
+    if len(protocols) == 1:
+        protocol = f"<p>Protocol: {html.escape(next(iter(protocols)))}."
+    else:  # one line per protocol, naming the methods trained under it
+        protocol = "<p>Protocols (the runs differ):</p><ul>" + "".join(
+            f"<li>{html.escape(text)}: {html.escape(', '.join(names))}</li>"
+            for text, names in protocols.items()) + "</ul><p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lifelong comparison</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}}
 svg,img{{max-width:100%;height:auto}} figure.learning-curve svg{{width:100%}}
 table{{border-collapse:collapse;margin:1em 0}} td:first-child{{text-align:left}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right;white-space:nowrap}}
-figcaption{{color:#555;font-size:.9em}}</style></head><body>
+figcaption{{color:#555;font-size:.9em}} .panels{{display:flex;flex-wrap:wrap;gap:.5em}}
+figure.heatmaps img{{width:420px}}</style></head><body>
 <h1>lifelong comparison</h1>
-<p>Protocol: {html.escape(protocol)}. Environment: Python {env.get("python", "?")}, torch
+{protocol} Environment: Python {env.get("python", "?")}, torch
 {env.get("torch", "?")}, device {env.get("device", "?")}.</p>
 {"".join(parts)}
 <p>{html.escape(key_text())}. With several seeds: mean ± 95% confidence interval (Student's t).</p>

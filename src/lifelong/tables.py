@@ -104,7 +104,7 @@ def csv_table(collected: Collected) -> str:
             row = {"benchmark": bench, **{k: r[k] for k in fields[1:]}}
             if r["seeds"] == 1:
                 row.update({k: "" for k in fields if k.endswith("_ci95")})
-            writer.writerow(row)
+            writer.writerow(clean_floats(row))
     return buf.getvalue()
 
 
@@ -118,7 +118,14 @@ def seeds_csv(collected: Collected) -> str:
         for method, runs in groups.items():
             for r in runs:
                 seed = (r.config.get("train") or {}).get("seed")
-                writer.writerow({"benchmark": bench, "method": method, "seed": seed, "run_id": r.run_id,
-                                 **{m.name: metric_value(r, m) for m in METRICS}, "wall_time_s": r.wall_time,
-                                 "memory_mb": (r.memory_bytes or [0])[-1] / 1e6})
+                writer.writerow(clean_floats(
+                    {"benchmark": bench, "method": method, "seed": seed, "run_id": r.run_id,
+                     **{m.name: metric_value(r, m) for m in METRICS}, "wall_time_s": r.wall_time,
+                     "memory_mb": (r.memory_bytes or [0])[-1] / 1e6}))
     return buf.getvalue()
+
+
+def clean_floats(row: dict[str, Any]) -> dict[str, Any]:
+    """Floats to 12 significant digits, so a CSV says ``0.761``, not ``0.7609999999999999``
+    (float noise from sums and means; far below any digit a metric means)."""
+    return {k: float(f"{v:.12g}") if isinstance(v, float) else v for k, v in row.items()}
