@@ -2,7 +2,8 @@
 
 Protocol (Hsu et al. 2018, "Re-evaluating continual learning scenarios", and van de Ven et al.):
 split MNIST into 5 tasks of 2 digits, class-incremental (one 10-way head, no task identity), an
-MLP 400-400, Adam at 1e-3, batch 128, a fresh optimiser per task. Every method with a memory
+MLP 400-400, Adam at 1e-3, batch 128, 30 epochs per task, a fresh optimiser per task. Every
+method with a memory
 gets the same budget in examples (``--buffers``; GEM's per-task memory is the budget / 5).
 
     python benchmarks/rehearsal.py --seeds 0 1 2 3 4 --out runs/rehearsal
@@ -43,7 +44,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--buffers", type=int, nargs="+", default=[200, 500])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--epochs", type=int, default=10, help="epochs per task (default 10)")
+    p.add_argument("--epochs", type=int, default=30,
+                   help="epochs per task (default 30: about 210 steps per task on the embedded digits)")
     p.add_argument("--data", help="a folder of IDX files (default: the embedded digits)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", default="runs/rehearsal")
