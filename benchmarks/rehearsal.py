@@ -3,11 +3,13 @@
 Protocol (Hsu et al. 2018, "Re-evaluating continual learning scenarios", and van de Ven et al.):
 split MNIST into 5 tasks of 2 digits, class-incremental (one 10-way head, no task identity), an
 MLP 400-400, Adam at 1e-3, batch 128, 30 epochs per task, a fresh optimiser per task. Every
-method with a memory
-gets the same budget in examples (``--buffers``; GEM's per-task memory is the budget / 5).
+method with a memory gets the same budget in examples (``--buffers``; GEM's per-task memory is
+the budget / 5). On full-size data give fewer epochs for the same number of steps (Fashion-MNIST,
+12,000 images per task: ``--epochs 2``).
 
     python benchmarks/rehearsal.py --seeds 0 1 2 3 4 --out runs/rehearsal
-    python benchmarks/rehearsal.py --data /usr/share/datasets/fashion-mnist --out runs/rehearsal-fashion
+    python benchmarks/rehearsal.py --data /usr/share/datasets/fashion-mnist --epochs 2 \
+        --out runs/rehearsal-fashion
 
 The embedded 5,000 digits (4,000 for training, 800 per task) are a twentieth of full MNIST:
 the published figures below are on full MNIST and are printed for orientation, not as targets of

@@ -106,22 +106,22 @@ def test_bad_threads_are_one_line(tmp_path, capsys, args, message):
 
 
 def test_default_threads_never_exceed_the_usable_cores(monkeypatch):
-    from lifelong import cli, executors
+    from lifelong import executors, threads
 
     before = torch.get_num_threads()
     try:
         monkeypatch.setattr(executors, "cores", lambda: 1)
         torch.set_num_threads(2)
-        assert cli.set_threads(None) == 1
+        assert threads.set_threads(None) == 1
         torch.set_num_threads(1)
         monkeypatch.setattr(executors, "cores", lambda: 4)
-        assert cli.set_threads(None) == 1  # fewer than the cores: torch's choice is kept
+        assert threads.set_threads(None) == 1  # fewer than the cores: torch's choice is kept
     finally:
         torch.set_num_threads(before)
 
 
 def test_busy_note():
-    from lifelong.cli import busy_note
+    from lifelong.threads import busy_note
 
     assert busy_note(2, load=0.1, n=2) is None
     assert busy_note(2, load=3.9, n=2) == ("note: the machine is busy (load 3.9 on 2 cores, and this run "

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from .arguments import OneLineParser, add_compare_arguments, add_run_arguments
 from .errors import LifelongError
-
-DEFAULT_OUT = "runs"
+from .threads import note_if_busy, set_threads
 
 
 def parse_value(text: str) -> Any:
@@ -151,51 +150,6 @@ def build_comparison(args: argparse.Namespace):
     return Comparison.from_dict(data)
 
 
-def set_threads(requested: int | None, jobs: int = 1) -> int:
-    """Set and return torch's thread count for this process: ``--threads`` where given; otherwise
-    torch's default (one per physical core), but never more than the cores this process may use
-    (a container's CPU set, ``taskset``), so a lone run does not oversubscribe. With ``--jobs N``
-    each run's process gets cores // N (executors.py); ``--threads`` is then refused."""
-    import torch
-
-    from .checks import check_count
-    from .executors import cores
-
-    if requested is not None:
-        check_count("--threads", requested, prefix="option")
-        if jobs > 1:
-            raise LifelongError("--threads sets the threads of one process; with --jobs N each run gets "
-                                "cores // N threads: give one of --threads and --jobs")
-        torch.set_num_threads(requested)
-    elif torch.get_num_threads() > cores():
-        torch.set_num_threads(cores())
-    return torch.get_num_threads()
-
-
-def busy_note(threads: int, load: float | None = None, n: int | None = None) -> str | None:
-    """A one-line note when the machine already runs about as many threads as it has cores (the
-    1-minute load average, where the system gives one); None otherwise."""
-    from .executors import cores
-
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # pragma: no cover - Windows
-            return None
-    n = n or cores()
-    if load + threads <= n + 0.5:
-        return None
-    return (f"note: the machine is busy (load {load:.1f} on {n} cores, and this run adds {threads} "
-            f"thread{'s' if threads > 1 else ''}); training will be slower than alone"
-            + (" (--threads 1 helps)" if threads > 1 else ""))
-
-
-def _note_if_busy(threads: int) -> None:
-    note = busy_note(threads) if sys.stderr.isatty() else None  # for a person watching, not a log
-    if note:
-        print(note, file=sys.stderr)
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare
     from .progress import ComparisonProgress
@@ -203,7 +157,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     comparison = build_comparison(args)
     threads = set_threads(args.threads, args.jobs)
     if args.executor == "local":
-        _note_if_busy(threads * args.jobs if args.jobs > 1 else threads)
+        note_if_busy(threads * args.jobs if args.jobs > 1 else threads)
     compare(comparison, args.out, jobs=args.jobs, executor=args.executor, reuse=not args.force,
             display=ComparisonProgress(), tensorboard=args.tensorboard)
     print((Path(args.out) / "table.md").read_text())
@@ -230,7 +184,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run
     config = build_run_config(args)
-    _note_if_busy(set_threads(args.threads))
+    note_if_busy(set_threads(args.threads))
     from .progress import ProgressBar
 
     bar = ProgressBar(config.strategy, config.train.epochs)
@@ -265,42 +219,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", help="stream name (see `lifelong list`)")
-    p.add_argument("--strategy", help="method name (see `lifelong list`), or several joined by + "
-                   "(ewc+replay: combined, options as --param ewc.lam=1000)")
-    p.add_argument("--model", help="model name: mlp (default) or cnn")
-    p.add_argument("--preset", help="training protocol: homework (default) or gem")
-    p.add_argument("--hparams", help="hyper-parameter preset of the methods: course or tuned")
-    p.add_argument("--optimizer", help="adam or sgd")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--epochs", type=int, help="epochs per task")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--data", help="folder of MNIST-format IDX files (default: embedded 5k digits)")
-    p.add_argument("--scenario", help="task, domain or class (where the benchmark allows)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE",
-                   help="strategy hyper-parameter (MEMBER.KEY=VALUE for a member of a combination)")
-    p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
-                   help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
-    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
-    p.add_argument("--out", default=DEFAULT_OUT, help="folder for run directories (default: runs)")
-    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
-    p.add_argument("--threads", type=int, help=THREADS_HELP)
-
-
-THREADS_HELP = ("torch threads (default: torch's, at most the cores this process may use); another "
-                "count can change the last digits of results")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, with its usage errors in one line (the usage block stays in ``--help``)."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
-
-
 def make_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -328,36 +246,8 @@ def add_compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="run several methods (× benchmarks × seeds) into a report",
                        description="With no options: the homework (rotated MNIST 0-80°, naive, "
                        "EWC, MAS, SI, RWalk, SCP and joint). See docs/compare.md.")
-    p.add_argument("config", nargs="?", help="a TOML file describing the comparison")
-    p.add_argument("--benchmark", nargs="+", help="one or more stream names")
-    p.add_argument("--strategies", nargs="+", help="method names (default: the homework's)")
-    p.add_argument("--seeds", nargs="+", type=int, help="seeds, e.g. --seeds 0 1 2")
-    p.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
-                   help="hyper-parameter of one method, e.g. ewc.lam=100")
-    for flag, text in (("--model", "model name: mlp (default) or cnn"),
-                       ("--preset", "training protocol: homework (default) or gem"),
-                       ("--hparams", "hyper-parameter preset of the methods: tuned (default) or course"),
-                       ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
-                       ("--data", "a folder of MNIST-format IDX files (default: the embedded 5,000 digits)"),
-                       ("--scenario", "domain, task or class (what the benchmark allows)")):
-        p.add_argument(flag, help=text)
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--batch-size", type=int, dest="batch_size")
-    p.add_argument("--epochs", type=int, help="epochs per task")
-    p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
-                   help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
-    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
-    p.add_argument("--out", default="runs/compare", help="report folder (default: runs/compare)")
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine")
-    p.add_argument("--threads", type=int, help=THREADS_HELP + " (with --jobs 1)")
-    p.add_argument("--executor", default="local", help="local (default) or ray")
-    p.add_argument("--force", action="store_true", help="retrain runs that are already finished, and "
-                   "replace another comparison (its plan and report) in --out")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="also log per-epoch scalars to OUT/tensorboard (needs tensorboard)")
+    add_compare_arguments(p)
     p.set_defaults(func=cmd_compare)
-
-
 
 
 class Terminated(KeyboardInterrupt):

@@ -1,0 +1,75 @@
+"""The command line's options: ``lifelong run`` and ``lifelong compare`` (``cli`` wires the commands)."""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_OUT = "runs"
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lifelong run``."""
+    p.add_argument("--benchmark", help="stream name (see `lifelong list`)")
+    p.add_argument("--strategy", help="method name (see `lifelong list`), or several joined by + "
+                   "(ewc+replay: combined, options as --param ewc.lam=1000)")
+    p.add_argument("--model", help="model name: mlp (default) or cnn")
+    p.add_argument("--preset", help="training protocol: homework (default) or gem")
+    p.add_argument("--hparams", help="hyper-parameter preset of the methods: course or tuned")
+    p.add_argument("--optimizer", help="adam or sgd")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--epochs", type=int, help="epochs per task")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto, cpu or cuda")
+    p.add_argument("--data", help="folder of MNIST-format IDX files (default: embedded 5k digits)")
+    p.add_argument("--scenario", help="task, domain or class (where the benchmark allows)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="strategy hyper-parameter (MEMBER.KEY=VALUE for a member of a combination)")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
+                   help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
+    p.add_argument("--out", default=DEFAULT_OUT, help="folder for run directories (default: runs)")
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.add_argument("--threads", type=int, help=THREADS_HELP)
+
+
+THREADS_HELP = ("torch threads (default: torch's, at most the cores this process may use); another "
+                "count can change the last digits of results")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (the usage block stays in ``--help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def add_compare_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lifelong compare``."""
+    p.add_argument("config", nargs="?", help="a TOML file describing the comparison")
+    p.add_argument("--benchmark", nargs="+", help="one or more stream names")
+    p.add_argument("--strategies", nargs="+", help="method names (default: the homework's)")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds, e.g. --seeds 0 1 2")
+    p.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
+                   help="hyper-parameter of one method, e.g. ewc.lam=100")
+    for flag, text in (("--model", "model name: mlp (default) or cnn"),
+                       ("--preset", "training protocol: homework (default) or gem"),
+                       ("--hparams", "hyper-parameter preset of the methods: tuned (default) or course"),
+                       ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
+                       ("--data", "a folder of MNIST-format IDX files (default: the embedded 5,000 digits)"),
+                       ("--scenario", "domain, task or class (what the benchmark allows)")):
+        p.add_argument(flag, help=text)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--epochs", type=int, help="epochs per task")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE",
+                   help="benchmark option, e.g. angles=0,45,90 or n_tasks=10 (see docs/compare.md)")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option, e.g. hidden=[256,128]")
+    p.add_argument("--out", default="runs/compare", help="report folder (default: runs/compare)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel on this machine")
+    p.add_argument("--threads", type=int, help=THREADS_HELP + " (with --jobs 1)")
+    p.add_argument("--executor", default="local", help="local (default) or ray")
+    p.add_argument("--force", action="store_true", help="retrain runs that are already finished, and "
+                   "replace another comparison (its plan and report) in --out")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log per-epoch scalars to OUT/tensorboard (needs tensorboard)")
