@@ -42,7 +42,7 @@ from torch import nn
 from ..checks import check_count, check_number
 from ..data.streams import Task
 from ..models.heads import mask_logits
-from ..models.modes import eval_mode
+from ..models.modes import eval_mode, outputs_of, snapshot
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
 from .memory import Memory, SeededRandom, as_records, class_balanced_add, take
@@ -176,8 +176,8 @@ class BiC(SeededRandom, Strategy):
         n, m = int(old.sum()), len(task.classes)
         old_logits = None
         if self.old_model_ and n:
-            with torch.no_grad(), eval_mode(model):
-                raw = torch.func.functional_call(model, self.old_model_, (x,))
+            raw = outputs_of(model, self.old_model_, x)
+            with torch.no_grad():
                 old_logits = corrected(raw, self.bias_.to(x.device), self.new_classes_.to(x.device))
         return bic_loss(outputs, y, old_logits, old, n / (n + m), self.temperature,
                         mask_logits(outputs, t, self.class_mask_))
@@ -201,6 +201,5 @@ class BiC(SeededRandom, Strategy):
         self.new_classes_ = torch.cat([self.new_classes_.reshape(-1, self.num_classes_), new.unsqueeze(0)])
         records = as_records(Strategy.train_data(self, task))
         self.memory_ = class_balanced_add(self.memory_, records, self.buffer_size, self.rng())
-        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-        self.old_model_ = {name: v.detach().clone() for name, v in state.items()}
+        self.old_model_ = snapshot(model)
         self._held_out = None

@@ -54,13 +54,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from ..checks import check_choice, check_count, check_counts, check_number
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from ..models.heads import mask_logits
-from ..models.modes import eval_mode
+from ..models.modes import outputs_of
 from ..models.vae import VAE, sample_grid_png
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
@@ -202,8 +201,7 @@ class GenerativeReplay(Strategy):
             t = self.class_task_.to(x.device)[cond]
         else:
             t = torch.full((n,), self.tasks_learned_ - 1, dtype=torch.long, device=x.device)
-        with torch.no_grad(), eval_mode(model):  # the previous learner answers as at test time
-            old = functional_call(model, self.previous_, (x,))
+        old = outputs_of(model, self.previous_, x)  # the previous learner answers as at test time
         with torch.no_grad():
             old = mask_logits(old, t, self.class_mask_)
             old = old.masked_fill(~self.seen_classes_.to(old.device), torch.finfo(old.dtype).min / 2)

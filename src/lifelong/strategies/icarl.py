@@ -38,7 +38,7 @@ from torch import nn
 from ..checks import check_count
 from ..data.streams import Task
 from ..errors import LifelongError
-from ..models.modes import eval_mode
+from ..models.modes import eval_mode, outputs_of, snapshot
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
 from .memory import Memory, SeededRandom, as_records, herding_add, sample, take, tensor_bytes
@@ -127,8 +127,7 @@ class ICaRL(SeededRandom, Strategy):
         old_classes = (self.learned_classes_ & ~new).to(outputs.device)
         old_logits = None
         if self.old_model_ and bool(old_classes.any()):
-            with torch.no_grad(), eval_mode(model):
-                old_logits = torch.func.functional_call(model, self.old_model_, (x,))
+            old_logits = outputs_of(model, self.old_model_, x)
         return icarl_loss(outputs, y, old_logits, new.to(outputs.device), old_classes)
 
     def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
@@ -145,8 +144,7 @@ class ICaRL(SeededRandom, Strategy):
         self.class_means_ = self.means(self.features(model, self.memory_["x"]), self.memory_["y"])
         self.learned_classes_ = self.learned_classes_.clone()
         self.learned_classes_[list(task.classes)] = True
-        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-        self.old_model_ = {name: t.detach().clone() for name, t in state.items()}
+        self.old_model_ = snapshot(model)
 
     def features(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The features of ``x`` in eval mode, without gradients, in batches."""

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..checks import check_number
 from ..data.streams import Task
-from ..models.modes import eval_mode
+from ..models.modes import outputs_of, snapshot
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
 
@@ -71,8 +71,7 @@ class LwF(Strategy):
         self.num_classes_ = 0
 
     def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
-        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-        self.old_model_ = {name: t.detach().clone() for name, t in state.items()}
+        self.old_model_ = snapshot(model)
         head = torch.zeros(1, self.num_classes_, dtype=torch.bool)
         if self.class_mask_ is not None:
             head = self.class_mask_[task.id].unsqueeze(0).clone()
@@ -89,16 +88,11 @@ class LwF(Strategy):
         super().setup(stream, config)
         self.num_classes_ = stream.num_classes
 
-    @torch.no_grad()
-    def old_logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        with eval_mode(model):
-            return torch.func.functional_call(model, self.old_model_, (x,))
-
     def extra_loss(self, model: nn.Module, batch: Batch, outputs: torch.Tensor,
                    task: Task) -> torch.Tensor | float:
         """λ_o · the distillation from the previous model on the batch's inputs (eq. 2)."""
         if not self.old_model_ or self.old_heads_ is None or self.lam == 0:
             return 0.0
         heads = self.old_heads_.to(outputs.device)
-        old = self.old_logits(model, batch[0])
+        old = outputs_of(model, self.old_model_, batch[0])
         return self.lam * distillation_loss(outputs, old, heads, self.temperature)
