@@ -105,7 +105,9 @@ class Comparison:
             raise LifelongError("params must map a strategy name to a table of hyper-parameters")
         methods = _entries(data.get("strategies") or list(DEFAULT_STRATEGIES), "strategy", {},
                            params, data.get("hparams"))
-        members = {part for m in methods for part in m.name.split("+")}
+        from .strategies.combined import member_names
+
+        members = {part for m in methods if "+" in m.name for part in member_names(m.name)}
         stray = sorted(set(params) - {m.name for m in methods} - members)
         if stray:
             raise LifelongError(f"params for {stray[0]!r}, which is not among the strategies compared "
@@ -196,10 +198,12 @@ def _explicit_options(name: str, item: dict[str, Any], params: dict[str, dict]) 
     """The values a comparison gives strategy ``name`` (beyond presets): its ``params`` and its table's
     own keys; for a combination, ``member.key`` entries, taking a member's own ``params`` (``--param
     ewc.lam=…`` sets EWC's λ alone and in every combination) before the combination's."""
+    from .strategies.combined import member_names
+
     if "+" not in name:
         return {**params.get(name, {}), **item}
     explicit: dict[str, Any] = {}
-    for member in name.split("+"):
+    for member in member_names(name):
         explicit.update({f"{member}.{k}": v for k, v in params.get(member, {}).items()})
     for key, value in {**params.get(name, {}), **item}.items():
         if isinstance(value, dict):

@@ -63,9 +63,9 @@ class TrainConfig:
 
 
 SEED_LIMIT = 2**63
+"""Seeds are non-negative and below 2⁶³ (what ``torch.manual_seed`` takes)."""
 MAX_EPOCHS = 10_000
 """Epochs per task beyond this are a typo, not a protocol (the homework's is 10)."""
-"""Seeds are non-negative and below 2⁶³ (what ``torch.manual_seed`` takes)."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {

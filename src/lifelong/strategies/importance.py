@@ -30,6 +30,7 @@ from ..data.streams import Task
 from ..errors import LifelongError
 from ..models.modes import eval_mode
 from .base import Batch, Penalty, Strategy, TrainFunction
+from .combined import member_names
 
 Params = dict[str, torch.Tensor]
 MERGE_RULES = ("separate", "sum", "decay", "mean", "latest")
@@ -60,7 +61,7 @@ def hyperparameter_preset(preset: str, strategy: str) -> dict[str, Any]:
         known = ", ".join(HYPERPARAMETER_PRESETS)
         raise LifelongError(f"unknown hyper-parameter preset {preset!r}; known: {known}")
     if "+" in strategy:  # a combination: each member's values, as ``member.key``
-        return {f"{member}.{k}": v for member in strategy.split("+")
+        return {f"{member}.{k}": v for member in member_names(strategy)
                 for k, v in hyperparameter_preset(preset, member).items()}
     return dict(HYPERPARAMETER_PRESETS[preset].get(strategy, {}))
 
