@@ -42,7 +42,7 @@ from ..checks import check_count
 from ..data.streams import Task
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
-from .memory import Memory, SeededRandom, as_records, check_fields, memory_size
+from .memory import Memory, SeededRandom, as_records, check_fields, joined, memory_size, take
 
 
 def gdumb_add(memory: Memory, records: Memory, size: int, generator: torch.Generator) -> Memory:
@@ -73,9 +73,7 @@ def gdumb_add(memory: Memory, records: Memory, size: int, generator: torch.Gener
             slot = len(rows)
             rows.append(row)
         mine.append(slot)
-    merged = {k: torch.cat([memory[k], records[k]]) for k in records} if memory else records
-    index = torch.tensor(rows, dtype=torch.long)
-    return {k: v[index.to(v.device)] for k, v in merged.items()}
+    return take(joined(memory, records), torch.tensor(rows, dtype=torch.long))
 
 
 def reinitialise(model: nn.Module, seed: int) -> None:

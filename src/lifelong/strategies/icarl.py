@@ -41,7 +41,7 @@ from ..errors import LifelongError
 from ..models.modes import eval_mode, outputs_of, snapshot
 from ..registry import STRATEGIES
 from .base import Batch, Strategy, TrainFunction
-from .memory import Memory, SeededRandom, as_records, herding_add, sample, take, tensor_bytes
+from .memory import Memory, SeededRandom, as_records, herding_add, joined, sample, take, tensor_bytes
 
 
 def last_linear(model: nn.Module) -> nn.Linear:
@@ -138,7 +138,7 @@ class ICaRL(SeededRandom, Strategy):
         if self.memory_:
             again = torch.isin(self.memory_["y"], records["y"].unique())
             stored = {k: v for k, v in take(self.memory_, again.nonzero().squeeze(1)).items() if k != "rank"}
-            records = {k: torch.cat([stored[k], records[k]]) for k in records}
+            records = joined(stored, records)
             rest = take(self.memory_, (~again).nonzero().squeeze(1)) if not bool(again.all()) else {}
         self.memory_ = herding_add(rest, records, self.features(model, records["x"]), self.buffer_size)
         self.class_means_ = self.means(self.features(model, self.memory_["x"]), self.memory_["y"])

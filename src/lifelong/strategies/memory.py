@@ -53,6 +53,11 @@ def take(memory: Mapping[str, torch.Tensor], index: torch.Tensor) -> Memory:
     return {k: v[index.to(v.device)] for k, v in memory.items()}
 
 
+def joined(memory: Mapping[str, torch.Tensor], records: Memory) -> Memory:
+    """The stored rows followed by ``records`` (the memory may be empty)."""
+    return {k: torch.cat([memory[k], v]) for k, v in records.items()} if memory else dict(records)
+
+
 def tensor_bytes(*values: Any) -> int:
     """Bytes of every tensor in ``values`` (tensors, dicts and lists of tensors)."""
     total = 0
@@ -153,7 +158,7 @@ def class_balanced_add(memory: Memory, records: Memory, size: int, generator: to
     check_fields(memory, records, extra=("key",))
     keys = torch.rand(memory_size(records), generator=generator, dtype=torch.float64)
     new = {**records, "key": keys.to(records["y"].device)}
-    merged = {k: torch.cat([memory[k], new[k]]) for k in new} if memory else new
+    merged = joined(memory, new)
     return keep_per_class(merged, merged["key"], size)
 
 
@@ -193,7 +198,7 @@ def herding_add(memory: Memory, records: Memory, features: torch.Tensor, size: i
         order = herding_order(features[rows], int(quotas[c]))
         rank[rows[order]] = offset + torch.arange(len(order), dtype=torch.float64, device=y.device)
     new = {**records, "rank": rank}
-    merged = {k: torch.cat([memory[k], new[k]]) for k in new} if memory else new
+    merged = joined(memory, new)
     return keep_per_class(merged, merged["rank"], size)
 
 
