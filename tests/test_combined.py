@@ -47,8 +47,8 @@ def test_every_pair_trains_or_is_refused_in_one_line(first, second, tiny_task_st
 
 
 @pytest.mark.parametrize("name, conflict", [
-    ("replay+generative-replay", "each scores the batch"),
-    ("joint+generative-replay", "each supplies the training data"),
+    ("replay+generative-replay", "each score the batch"),
+    ("joint+generative-replay", "each supply the training data"),
     ("pnn+ewc", "pnn routes each task to its own weights"),
     ("ewc+packnet", "packnet routes each task"),
     ("ewc+ewc", "'ewc' appears twice"),

@@ -143,7 +143,7 @@ def test_combined_with_a_regulariser_it_trains_and_classifies_by_nearest_mean(ti
     model = ll.make_model("mlp", tiny_class_stream.input_shape, tiny_class_stream.num_classes, hidden=(16,))
     model.eval()
     assert torch.equal(strategy.predict(model, x, t), icarl.predict(model, x, t))
-    with pytest.raises(ll.LifelongError, match="icarl and replay each scores the batch"):
+    with pytest.raises(ll.LifelongError, match="icarl and replay each score the batch"):
         ll.make_strategy("icarl+replay")
 
 

@@ -46,9 +46,9 @@ from ..errors import LifelongError
 from .base import SETUP_ATTRS, Batch, Penalty, Strategy, TrainFunction
 
 ROLES = {
-    "supplies the training data": ("train_data", "epoch_repeats"),
-    "scores the batch (its own loss)": ("loss",),
-    "classifies at test time (its own predict)": ("predict",),
+    "supply the training data": ("train_data", "epoch_repeats"),
+    "score the batch (a loss of their own)": ("loss",),
+    "classify at test time (a predict of their own)": ("predict",),
 }
 
 
@@ -92,7 +92,7 @@ class Combined(Strategy):
         check_members(members)
         self.members = list(members)
         self.needs_task_identity = any(m.needs_task_identity for m in self.members)
-        self._data = next((m for m in self.members if overrides(m, *ROLES["supplies the training data"])),
+        self._data = next((m for m in self.members if overrides(m, *ROLES["supply the training data"])),
                           self.members[0])
         self._scorer = next((m for m in self.members if overrides(m, "loss")), self.members[0])
         self._predictor = next((m for m in self.members if overrides(m, "predict")), None)
