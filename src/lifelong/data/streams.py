@@ -65,6 +65,8 @@ class Stream:
 
     ``name`` comes from the data (``rotated-mnist``, ``split-fashion-mnist``); ``benchmark`` is the
     registered builder that made it (set by ``make_benchmark``; ``None`` for a stream built by hand).
+    ``augment`` is whether the loop augments its training batches when the run does not say
+    (random crop with padding and horizontal flip; on for CIFAR streams, off for digits).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Stream:
     num_classes: int
     meta: dict = field(default_factory=dict)
     benchmark: str | None = None
+    augment: bool = False
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
