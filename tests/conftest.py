@@ -51,7 +51,7 @@ def whole_and_resumed(cfg, out, task: int = 2):
     with pytest.raises(Interrupt):
         lifelong.run(cfg, out=out / "cut", progress=stop_at(task))
     resumed = lifelong.run(cfg, out=out / "cut")
-    assert resumed.extra == {"resumed_after_task": task}
+    assert resumed.extra["resumed_after_task"] == task
     return whole, resumed
 
 
@@ -106,4 +106,36 @@ def idx_folder(folder, arrays, gz: bool = False):
         if a.dim() == 4:  # (n, 1, h, w) in [0, 1] -> (n, h, w) bytes
             a = (a.squeeze(1) * 255).round()
         write_idx(folder / (name + (".gz" if gz else "")), a.numpy(), gz)
+    return folder
+
+
+def cifar_records(labels, seed: int = 0, heads: int = 1):
+    """CIFAR binary records: ``heads`` label bytes (CIFAR-100: coarse, fine) then 3,072 pixel bytes
+    (1,024 red, 1,024 green, 1,024 blue, row by row); ``labels`` is (n, heads). Returns the bytes and
+    the (n, 3, 32, 32) uint8 images they hold."""
+    import numpy as np
+
+    labels = np.asarray(labels, dtype=np.uint8).reshape(-1, heads)
+    images = np.random.RandomState(seed).randint(0, 256, (len(labels), 3, 32, 32)).astype(np.uint8)
+    return np.concatenate([labels, images.reshape(len(labels), -1)], axis=1).tobytes(), images
+
+
+def cifar_folder(folder, kind: str = "cifar10", per_class: int = 2, test_per_class: int = 1):
+    """A folder in the exact layout of CIFAR-10's (``data_batch_1.bin`` … ``test_batch.bin``) or
+    CIFAR-100's (``train.bin``, ``test.bin``; coarse label = fine // 5) binary release, with
+    ``per_class`` training images per class split over the batches. Returns the folder."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = 10 if kind == "cifar10" else 100
+    train = np.repeat(np.arange(classes), per_class)
+    test = np.repeat(np.arange(classes), test_per_class)
+    if kind == "cifar10":
+        for i, part in enumerate(np.array_split(train, 5)):
+            (folder / f"data_batch_{i + 1}.bin").write_bytes(cifar_records(part, seed=i)[0])
+        (folder / "test_batch.bin").write_bytes(cifar_records(test, seed=9)[0])
+    else:
+        for name, labels, seed in (("train.bin", train, 0), ("test.bin", test, 9)):
+            pairs = np.stack([labels // 5, labels], axis=1)
+            (folder / name).write_bytes(cifar_records(pairs, seed=seed, heads=2)[0])
     return folder

@@ -57,7 +57,7 @@ def test_a_saved_learner_goes_on_exactly_as_the_one_in_memory(name, tmp_path):
 
     assert a.initial_accuracy[:2] == before                   # the learner as given
     assert len(a.accuracy_matrix) == 1 and len(a.accuracy_matrix[0]) == 3
-    assert a.extra == {"first_task": 2} and a.task_names == ["rot0", "rot45", "rot90"]
+    assert a.extra["first_task"] == 2 and a.task_names == ["rot0", "rot45", "rot90"]
     assert a.accuracy_matrix == b.accuracy_matrix and a.metrics == b.metrics
     assert strategy.tasks_learned_ == loaded.tasks_learned_ == 3
     state_a, _ = strategy.state_dict()

@@ -113,7 +113,7 @@ def test_strategy_tensor_of_the_wrong_shape_is_refused(damaged):
 
 def test_intact_checkpoint_still_resumes(damaged):
     cfg, out, _, _ = damaged
-    assert ll.run(cfg, out=out).extra == {"resumed_after_task": 1}
+    assert ll.run(cfg, out=out).extra["resumed_after_task"] == 1
 
 
 # ---------------------------------------------------------------------------- saved results

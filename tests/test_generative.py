@@ -291,7 +291,7 @@ def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
     run_dir = tmp_path / "cut" / cfg.run_id()
     assert checkpoint.has_checkpoint(run_dir)
     resumed = lifelong.run(cfg, out=tmp_path / "cut")
-    assert resumed.extra == {"resumed_after_task": 2}
+    assert resumed.extra["resumed_after_task"] == 2
     assert resumed.accuracy_matrix == whole.accuracy_matrix
     for task in range(4):  # the grids after every task, before and after the interruption
         name = f"samples_task{task}.png"

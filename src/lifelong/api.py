@@ -79,6 +79,7 @@ def fit(
     generator = resumed.generator if resumed else torch.Generator().manual_seed(config.seed)
     before = resumed.elapsed if resumed else 0.0
     extra = {"resumed_after_task": resumed.progress.tasks_done} if resumed else {}
+    extra["stream"] = stream.name  # named by its data: split-cifar10, rotated-fashion-mnist
     if first_task:
         extra["first_task"] = first_task
 

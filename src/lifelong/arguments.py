@@ -21,7 +21,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="epochs per task")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu or cuda")
-    p.add_argument("--data", help="folder of MNIST-format IDX files (default: embedded 5k digits)")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--scenario", help="task, domain or class (where the benchmark allows)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="strategy hyper-parameter (MEMBER.KEY=VALUE for a member of a combination)")
@@ -33,6 +33,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help=THREADS_HELP)
 
 
+DATA_HELP = ("a folder of MNIST-format IDX files or of CIFAR-10/100's binary release, or an .npz file "
+             "(default: the embedded 5,000 digits; see `lifelong list`)")
 THREADS_HELP = ("torch threads (default: torch's, at most the cores this process may use); another "
                 "count can change the last digits of results")
 
@@ -56,7 +58,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                        ("--preset", "training protocol: homework (default) or gem"),
                        ("--hparams", "hyper-parameter preset of the methods: tuned (default) or course"),
                        ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
-                       ("--data", "a folder of MNIST-format IDX files (default: the embedded 5,000 digits)"),
+                       ("--data", DATA_HELP),
                        ("--scenario", "domain, task or class (what the benchmark allows)")):
         p.add_argument(flag, help=text)
     p.add_argument("--lr", type=float, help="learning rate")

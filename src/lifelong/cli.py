@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -211,6 +212,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         direction = "higher is better" if m.higher_is_better else "lower is better"
         reference = ", needs a reference run" if m.needs_reference else ""
         print(f"  {m.name:<20} {m.title}, {direction}{reference}: {m.meaning}")
+    from .data.datasets import DATA_FORMATS
+
+    print("data (--data PATH):")
+    for name, text in DATA_FORMATS.items():
+        print(f"  {name:<20} {text}")
     from .config import PRESETS
 
     print("presets:")
@@ -273,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print("\ninterrupted; finished results are kept", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
+    except BrokenPipeError:  # `lifelong list | head`: the reader has gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

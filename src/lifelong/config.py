@@ -132,7 +132,7 @@ class RunConfig:
 
         The strategy's hyper-parameters count with their defaults written out, so a changed
         default gives a new id (the run is retrained, not wrongly reused); so do the names, sizes
-        and modification times of the files in a ``source`` data folder (other files, other id).
+        and modification times of the files of a ``source`` data path (other files, other id).
         """
         from .strategies import resolved_hyperparameters  # lazy: strategies never import config
 
@@ -147,16 +147,22 @@ class RunConfig:
 
 
 def data_stamp(source: Any) -> str | None:
-    """A digest of the files of a data folder (names, sizes, modification times); None for the
-    embedded digits or a path that is not a folder."""
+    """A digest of a data path's files (names, sizes, modification times): an ``.npz`` file, or a
+    folder's files and those of its sub-folders one level down (CIFAR's extracted release); None
+    for the embedded digits or a path that does not exist."""
     if not isinstance(source, (str, Path)) or str(source) in ("", "mnist5k", "embedded"):
         return None
-    folder = Path(source).expanduser()
-    if not folder.is_dir():
+    path = Path(source).expanduser()
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = [f for f in path.iterdir() if f.is_file()]
+        files += [f for sub in path.iterdir() if sub.is_dir() for f in sub.iterdir() if f.is_file()]
+    else:
         return None
-    stats = ((f.name, f.stat()) for f in folder.iterdir() if f.is_file())
-    files = sorted((name, s.st_size, s.st_mtime_ns) for name, s in stats)
-    return hashlib.sha1(json.dumps(files).encode()).hexdigest()[:10]
+    stats = sorted((str(f.relative_to(path)) if f != path else f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in files)
+    return hashlib.sha1(json.dumps(stats).encode()).hexdigest()[:10]
 
 
 def check_table(name: str, value: Any) -> None:

@@ -1,7 +1,9 @@
-"""Where digits come from: the embedded 5,000 MNIST digits, IDX files, or user arrays.
+"""Where images come from: the embedded 5,000 MNIST digits, IDX files, ``.npz`` files or user arrays
+(CIFAR's binary release: ``cifar.py``).
 
-Every source returns ``(x_train, y_train, x_test, y_test)`` with ``x`` float32 in [0, 1] of
-shape ``(n, 1, 28, 28)`` (or the arrays' own shape) and ``y`` int64.
+Every source returns ``(x_train, y_train, x_test, y_test)`` with ``x`` float32 of shape
+``(n, 1, 28, 28)`` (or the arrays' own channels-first shape), 8-bit images scaled to [0, 1], and
+``y`` int64.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -140,10 +143,40 @@ def _is_integer(a) -> bool:
     return isinstance(a, np.ndarray) and a.dtype.kind in "iu"
 
 
-def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split's inputs and labels, checked; 8-bit integer images scaled to [0, 1]."""
+LAYOUTS = ("channels_first", "channels_last")
+CHANNELS = (1, 3, 4)
+"""The channel counts the layout rule recognises: grey, RGB, RGBA."""
+
+
+def channels_first(x: torch.Tensor, layout: str | None, split: str) -> torch.Tensor:
+    """4-D images as ``(n, c, h, w)``. The rule when ``layout`` is None: when exactly one of the
+    second and the last axis has 1, 3 or 4 entries, that axis holds the channels; otherwise, when
+    exactly one reading gives square images, that one; any other shape is ambiguous and refused
+    with a question (say ``layout``). A channels-last ``(n, h, w, c)`` array is transposed."""
+    if x.dim() != 4:
+        return x
+    if layout is None:
+        n, a, b, c = x.shape
+        first, last = a in CHANNELS, c in CHANNELS
+        if first == last:
+            first, last = b == c, a == b  # square images (h == w) under each reading
+        if first == last:
+            raise LifelongError(
+                f"are the {split} images of shape {tuple(x.shape)} channels-first (n, c, h, w) or "
+                "channels-last (n, h, w, c)? the shape fits both readings; say which with "
+                "layout='channels_first' or 'channels_last' (--bopt layout=channels_last)")
+        layout = LAYOUTS[last]
+    if layout not in LAYOUTS:
+        raise LifelongError(f"unknown image layout {layout!r}; choose channels_first (n, c, h, w) or "
+                            "channels_last (n, h, w, c)")
+    return x.permute(0, 3, 1, 2) if layout == "channels_last" else x
+
+
+def _checked(x, y, split: str, layout: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split's inputs and labels, checked; 8-bit integer images scaled to [0, 1]; 4-D images
+    channels-first (``channels_first``'s rule)."""
     eight_bit = _is_integer(x)
-    x = _numeric(x, f"{split} images", torch.float32)
+    x = channels_first(_numeric(x, f"{split} images", torch.float32), layout, split)
     y = _numeric(y, f"{split} labels", torch.float64).reshape(-1)
     if x.dim() < 2:
         raise LifelongError(
@@ -170,18 +203,20 @@ def _checked(x, y, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x.contiguous(), y.long()
 
 
-def from_arrays(x_train, y_train, x_test, y_test) -> Split:
+def from_arrays(x_train, y_train, x_test, y_test, layout: str | None = None) -> Split:
     """User arrays (numpy or torch). Integer arrays with values in 0..255 (8-bit images) are
     scaled by 1/255; boolean arrays (binarised images) become {0, 1}; float arrays are kept as given
     (scale them yourself), the same rule for the train and the test set.
 
     3-D ``(n, h, w)`` images become ``(n, 1, h, w)``; 2-D ``(n, d)`` feature rows stay flat
-    (``rotated-mnist`` reads square rows as images).
+    (``rotated-mnist`` reads square rows as images); 4-D images are channels-first ``(n, c, h, w)``
+    or channels-last ``(n, h, w, c)``, recognised by ``channels_first``'s rule or said by
+    ``layout`` (``"channels_first"`` or ``"channels_last"``), and come out channels-first.
     Bad input (empty sets, NaN, negative or fractional labels, mismatched shapes) is a
     one-line ``LifelongError``.
     """
-    xtr, ytr = _checked(x_train, y_train, "train")
-    xte, yte = _checked(x_test, y_test, "test")
+    xtr, ytr = _checked(x_train, y_train, "train", layout)
+    xte, yte = _checked(x_test, y_test, "test", layout)
     if xtr.shape[1:] != xte.shape[1:]:
         raise LifelongError(
             f"train images have shape {tuple(xtr.shape[1:])} but test images {tuple(xte.shape[1:])}; "
@@ -194,3 +229,31 @@ def from_arrays(x_train, y_train, x_test, y_test) -> Split:
             "test examples must come from the classes seen in training"
         )
     return xtr, ytr, xte, yte
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: str | Path, layout: str | None = None) -> Split:
+    """Arrays from an ``.npz`` file holding ``x_train, y_train, x_test, y_test`` (``np.savez``),
+    read without pickle (object arrays are refused), then as ``from_arrays`` takes them."""
+    path = Path(path).expanduser()
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise LifelongError(f"{path} lacks {', '.join(missing)}; an .npz data file holds the arrays "
+                                    f"{', '.join(NPZ_KEYS)} (np.savez(path, x_train=..., ...))")
+            arrays = [archive[key] for key in NPZ_KEYS]
+    except FileNotFoundError:
+        raise LifelongError(f"data file {path} does not exist; give an .npz file or a data folder") from None
+    except ValueError as exc:
+        reason = "holds object arrays, which need pickle" if "pickle" in str(exc) else f"is damaged ({exc})"
+        raise LifelongError(f"{path} {reason}; save plain numeric arrays with np.savez") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise LifelongError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc}); "
+                            "write it again with np.savez") from None
+    try:
+        return from_arrays(*arrays, layout=layout)
+    except LifelongError as exc:
+        raise LifelongError(f"{path}: {exc}") from None

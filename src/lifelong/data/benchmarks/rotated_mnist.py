@@ -13,7 +13,7 @@ from ...registry import BENCHMARKS
 from ..datasets import load_dataset
 from ..streams import Stream, Task
 from ..transforms import random_subset, rotate
-from .common import check_memory, check_option_count, check_scenario, check_seed, num_classes
+from .common import check_memory, check_option_count, check_scenario, check_seed, normalizer, num_classes
 
 HOMEWORK_ANGLES = (0.0, 20.0, 40.0, 60.0, 80.0)
 
@@ -39,6 +39,8 @@ def rotated(
     seed: int = 0,
     dataset: str | None = None,
     class_names: Sequence[str] | None = None,
+    layout: str | None = None,
+    normalize: bool | None = None,
 ) -> Stream:
     """Task t shows every image rotated by ``angles[t]`` degrees (the homework: 0, 20 … 80).
 
@@ -47,7 +49,11 @@ def rotated(
     folder's name, or ``arrays``); the stream is ``rotated-<dataset>``, task t ``rot<angle>``.
     ``train_per_task`` draws that many training examples per task (seeded by ``seed``); by
     default every task rotates the same full training set. ``scenario="task"`` gives the task
-    identity at test time (for PNN, PackNet, CPG).
+    identity at test time (for PNN, PackNet, CPG). ``layout`` says how 4-D image arrays are laid
+    out (``channels_first``/``channels_last``; by default recognised, ``sources.channels_first``);
+    ``normalize`` standardises every channel with the training images' mean and deviation (default:
+    on for natural colour images such as CIFAR, whose streams are augmented by default too; off for
+    digits).
     """
     check_scenario(scenario, ("domain", "task"), "rotated-mnist")
     if len(angles) == 0:
@@ -55,17 +61,19 @@ def rotated(
     if not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in angles):
         raise LifelongError(f"angles must be numbers of degrees, got {shown(list(angles))}")
     check_option_count("train_per_task", train_per_task, allow_none=True)
-    data = load_dataset(source, arrays, dataset, class_names)
+    data = load_dataset(source, arrays, dataset, class_names, layout)
     xtr, ytr, xte, yte = as_images(data.x_train), data.y_train, as_images(data.x_test), data.y_test
     check_memory("rotated-mnist", len(angles), xtr, xte, train_per_task)
     check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    norm, meta = normalizer(data, normalize)
     classes = tuple(range(num_classes(ytr)))
     tasks = []
     for t, angle in enumerate(angles):
         x, y = random_subset(xtr, ytr, train_per_task, gen)
         tasks.append(
-            Task(t, f"rot{float(angle):g}", rotate(x, angle), y, rotate(xte, angle), yte, classes)
+            Task(t, f"rot{float(angle):g}", norm(rotate(x, angle)), y, norm(rotate(xte, angle)), yte,
+                 classes)
         )
     return Stream(f"rotated-{data.name}", tasks, scenario, tuple(xtr.shape[1:]), len(classes),
-                  meta={"angles": [float(a) for a in angles]})
+                  meta={"angles": [float(a) for a in angles], **meta}, augment=data.photos)
