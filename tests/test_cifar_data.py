@@ -214,3 +214,12 @@ def test_lifelong_run_on_split_cifar10_from_the_command_line(tmp_path, capsys):
     assert saved["task_names"][0] == "airplane+automobile"
     rc = main(["run", "--benchmark", "split-cifar10", "--out", str(out)])
     assert rc == 2 and "none are embedded" in capsys.readouterr().err
+
+
+def test_generative_replay_on_a_normalised_stream_says_how_to_turn_it_off():
+    x, y = torch.rand(40, 3, 8, 8), torch.arange(40) % 4
+    stream = ll.make_benchmark("split-mnist", arrays=(x, y, x, y), normalize=True)
+    with pytest.raises(LifelongError, match=r"\[0, 1\].*--bopt normalize=false"):
+        ll.make_strategy("generative-replay").setup(stream, ll.preset("homework"))
+    ll.make_strategy("generative-replay").setup(ll.make_benchmark("split-mnist", arrays=(x, y, x, y)),
+                                                ll.preset("homework"))

@@ -144,8 +144,10 @@ class GenerativeReplay(Strategy):
             if lo < 0 or hi > 1:
                 raise LifelongError(
                     f"generative-replay's VAE models inputs scaled to [0, 1], but task {task.name!r} "
-                    f"has training inputs in [{lo:.3g}, {hi:.3g}]: min-max scale every task's inputs, "
-                    "x' = (x - min) / (max - min) with the training data's min and max"
+                    f"has training inputs in [{lo:.3g}, {hi:.3g}]: "
+                    + ("build the stream with normalize=false (--bopt normalize=false)"
+                       if "normalization" in stream.meta else "min-max scale every task's inputs, "
+                       "x' = (x - min) / (max - min) with the training data's min and max")
                 )
         mask = stream.class_mask()
         if mask is not None and kind == "class" and bool((mask.sum(0) > 1).any()):
