@@ -15,7 +15,7 @@ from lifelong.strategies.gdumb import reinitialise
 load_all()
 CFG = ll.TrainConfig(optimizer="sgd", lr=0.01, batch_size=16, epochs=1, device="cpu", seed=0,
                      eval_every_epoch=False)
-CHAIN = r"layer 'bn1' is a BatchNorm2d.*Use the mlp or cnn model"
+CHAIN = r"layer 'bn1' is a BatchNorm2d\. Use the mlp or cnn model.*\(not resnet18-reduced or resnet18"
 REFUSED = {
     "gem": r"cannot run the BatchNorm2d layer 'bn1'.*pass memory_grads='per_task'",
     "kfac": r"'conv1.weight' belongs to another layer; use ewc for this model",
@@ -87,6 +87,20 @@ def test_every_strategy_trains_the_resnet_on_cifar_shaped_images_or_refuses_in_o
     assert calls["after_backward"] > 0 and calls.get("after_task", 2) == 2
     moved = not torch.equal(initial[0], model.bn1.running_mean)
     assert moved, "training forwards update the running statistics"
+
+
+@pytest.mark.parametrize("name, options", [("pnn", {}), ("packnet", {"retrain_epochs": 1}),
+                                           ("cpg", {"compact_epochs": 1, "prune_steps": 1})])
+def test_the_chain_methods_take_the_cnn_on_cifar_shaped_images(name, options):
+    stream = cifar_stream("task")
+    torch.manual_seed(0)
+    model = ll.make_model("cnn", stream.input_shape, stream.num_classes, channels=(4, 8), hidden=16)
+    strategy = ll.make_strategy(name, **options)
+    _, result = ll.fit(stream, model, strategy, CFG)
+    assert result.accuracy_matrix[1][0] == result.accuracy_matrix[0][0]  # zero forgetting
+    if name != "pnn":  # the convolutions' weights are split among the tasks too
+        owner = strategy.owner_["features.3.weight"]
+        assert owner.shape == (8, 4, 3, 3) and {1, 2} <= set(owner.unique().tolist())
 
 
 def test_the_default_width_trains_too():
