@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import lifelong as ll
-from lifelong.models.modes import eval_mode, statistics_kept
+from lifelong.models.modes import eval_mode, outputs_of, statistics_kept
 from lifelong.registry import STRATEGIES
 from lifelong.strategies import load_all
 from lifelong.strategies.gdumb import reinitialise
@@ -43,6 +43,10 @@ def statistics(model: nn.Module) -> list[torch.Tensor]:
     return [b.detach().clone() for b in model.buffers()]
 
 
+def unchanged(before: list[torch.Tensor], model: nn.Module) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
+
+
 def watch(strategy, hooks, calls: dict[str, int]) -> None:
     """Make each of the strategy's ``hooks`` fail if it changes the model's buffers."""
     for hook in hooks:
@@ -51,8 +55,7 @@ def watch(strategy, hooks, calls: dict[str, int]) -> None:
         def checked(model, *args, _original=original, _hook=hook):
             before = statistics(model)
             out = _original(model, *args)
-            same = all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
-            assert same, f"{strategy.name}.{_hook} changed BatchNorm's running statistics"
+            assert unchanged(before, model), f"{strategy.name}.{_hook} changed BatchNorm's running statistics"
             calls[_hook] = calls.get(_hook, 0) + 1
             return out
 
@@ -126,7 +129,7 @@ def test_statistics_kept_puts_the_running_statistics_back_even_on_error():
         model(torch.rand(4, 3, 32, 32))  # batch statistics: the running ones move inside
         assert not torch.equal(before[0], model.bn1.running_mean)
         raise RuntimeError
-    assert all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
+    assert unchanged(before, model)
 
 
 def test_a_teacher_answers_with_its_own_running_statistics_and_leaves_the_learners():
@@ -144,12 +147,13 @@ def test_a_teacher_answers_with_its_own_running_statistics_and_leaves_the_learne
     outputs = model(batch[0])
     after_forward = statistics(model)
     strategy.extra_loss(model, batch, outputs, stream[1])
-    assert all(torch.equal(a, b) for a, b in zip(after_forward, model.buffers()))
-    assert not all(torch.equal(a, b) for a, b in zip(before, after_forward))
-    from lifelong.models.modes import outputs_of
+    assert unchanged(after_forward, model)  # the teacher's answer left the learner's statistics
+    assert not unchanged(before, model)  # which the learner's own forward had moved
     with torch.no_grad():
         expected = teacher(batch[0])
     assert torch.allclose(outputs_of(model, strategy.old_model_, batch[0]), expected, atol=1e-5)
+    with torch.no_grad(), eval_mode(model):  # the same weights with the learner's statistics differ
+        assert not torch.allclose(model(batch[0]), expected, atol=1e-3)
     assert model.training
 
 
