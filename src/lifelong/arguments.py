@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 DEFAULT_OUT = "runs"
+MODEL_HELP = "model name: mlp (default), cnn, resnet18-reduced, resnet18 (see `lifelong list`)"
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -12,7 +13,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", help="stream name (see `lifelong list`)")
     p.add_argument("--strategy", help="method name (see `lifelong list`), or several joined by + "
                    "(ewc+replay: combined, options as --param ewc.lam=1000)")
-    p.add_argument("--model", help="model name: mlp (default) or cnn")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--preset", help="training protocol: homework (default) or gem")
     p.add_argument("--hparams", help="hyper-parameter preset of the methods: course or tuned")
     p.add_argument("--optimizer", help="adam or sgd")
@@ -54,7 +55,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds, e.g. --seeds 0 1 2")
     p.add_argument("--param", action="append", metavar="STRATEGY.KEY=VALUE",
                    help="hyper-parameter of one method, e.g. ewc.lam=100")
-    for flag, text in (("--model", "model name: mlp (default) or cnn"),
+    for flag, text in (("--model", MODEL_HELP),
                        ("--preset", "training protocol: homework (default) or gem"),
                        ("--hparams", "hyper-parameter preset of the methods: tuned (default) or course"),
                        ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),

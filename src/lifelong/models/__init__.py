@@ -1,8 +1,8 @@
-"""Models: the homework MLP, a small CNN, multi-head masking; any user ``nn.Module`` works.
+"""Models: the homework MLP, a small CNN, ResNet-18s, multi-head masking; any user ``nn.Module`` works.
 
 A new model is a new file in this folder with a factory ``(input_shape, num_classes, **options)``
 decorated ``@MODELS.register("name", "one line")``: ``make_model`` finds it (the registry imports
-the folder). ``MLP`` and ``SmallCNN`` are re-exported here for convenience only.
+the folder). ``MLP``, ``SmallCNN`` and ``ResNet18`` are re-exported here for convenience only.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..registry import MODELS
 from .cnn import SmallCNN
 from .heads import mask_logits
 from .mlp import MLP
+from .resnet import ResNet18
 
 
 def make_model(name: str, input_shape, num_classes: int, **options) -> nn.Module:
@@ -26,4 +27,4 @@ def make_model(name: str, input_shape, num_classes: int, **options) -> nn.Module
         raise LifelongError(f"bad option for model {name!r}: {exc}") from None
 
 
-__all__ = ["MLP", "SmallCNN", "make_model", "mask_logits"]
+__all__ = ["MLP", "ResNet18", "SmallCNN", "make_model", "mask_logits"]

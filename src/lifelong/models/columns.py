@@ -5,6 +5,9 @@ Resource-allocation methods need to see a model as a chain of *blocks*: a weight
 (activation, pooling, flatten, dropout). ``parse_chain`` reads that chain from any model whose
 leaf modules, in the order they are defined, are the order they run in — the library's ``mlp``
 and ``cnn`` and most ``nn.Sequential`` models — and ``check_chain`` verifies it on real inputs.
+Normalisation layers and skip connections (``resnet18-reduced``, ``resnet18``) are refused in one
+line: a column or a task's share of the weights would also need its own BatchNorm parameters and
+running statistics (PackNet's paper keeps them per task), which these methods do not implement.
 
 ``ProgressiveNet`` is Rusu et al. 2016, "Progressive Neural Networks" (arXiv:1606.04671): one
 column per task, each a fresh copy of the base network; column k's layer i also receives the
@@ -71,7 +74,8 @@ def parse_chain(model: nn.Module, method: str) -> Chain:
             raise LifelongError(
                 f"{method} builds on chains of Linear/Conv2d layers with parameter-free ops "
                 f"between them; layer {name!r} is a {type(module).__name__}. Use the mlp or cnn "
-                "model, or an nn.Sequential of such layers"
+                "model, or an nn.Sequential of such layers (not resnet18-reduced or resnet18: "
+                "their BatchNorm and skip connections are not supported)"
             )
     if len(chain.layers) < 2:
         raise LifelongError(f"{method} needs a model with at least two Linear/Conv2d layers")

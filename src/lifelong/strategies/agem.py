@@ -11,7 +11,9 @@ projection has a closed form (eq. 11):
 So each step costs one extra forward/backward on ``ref_batch_size`` examples and no QP. The
 memory is GEM's: ``memory_per_task`` examples of each finished task (drawn uniformly when the
 task ends); the reference batch is drawn uniformly from all of them with the strategy's seeded
-generator. ``memory_bytes`` counts the stored examples and the one reference gradient.
+generator. The reference batch runs in training mode (batch statistics) as in the authors'
+code, but leaves BatchNorm's running statistics as they were (``models.modes.statistics_kept``).
+``memory_bytes`` counts the stored examples and the one reference gradient.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..checks import check_count
 from ..data.streams import Task
+from ..models.modes import statistics_kept
 from ..registry import STRATEGIES
 from .base import Strategy, TrainFunction
 from .gem import flat_grad, write_grad
@@ -67,10 +70,13 @@ class AGEM(SeededRandom, Strategy):
         return x[pick], self.memory_["y"].reshape(-1)[pick], self.memory_["t"].reshape(-1)[pick]
 
     def reference_gradient(self, model: nn.Module) -> torch.Tensor:
+        """g_ref on a reference batch, in the model's mode (training: batch statistics, as the
+        authors' code) with its BatchNorm running statistics kept as they were."""
         params = list(trainable(model).values())
         x, y, t = self.reference_batch()
-        loss = F.cross_entropy(self.logits(model, x, t), y)
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        with statistics_kept(model):
+            loss = F.cross_entropy(self.logits(model, x, t), y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
         return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
                           for g, p in zip(grads, params)])
 

@@ -32,7 +32,8 @@ the default initialisation when the next task starts (as in ``packnet``). The pi
 fixed (binarised) during compacting, and — a simplification of the paper — the network grows
 by a fraction of every hidden layer's width rather than by a searched number of filters.
 A model with frozen parameters (``requires_grad=False``) is refused: CPG decides which weights
-train, and would redraw, prune and grow a frozen layer.
+train, and would redraw, prune and grow a frozen layer. Models: chains of Linear/Conv2d layers
+(``mlp``, ``cnn``); BatchNorm and residual models (``resnet18-reduced``) are refused in one line.
 """
 
 from __future__ import annotations

@@ -35,7 +35,10 @@ Speed: the past tasks' gradients are computed together in one batched pass
 the original one-backward-per-task loop instead (benchmarks/gem_protocol.py compares them).
 A model with BatchNorm is refused in batched mode before training, with a one-line error that
 asks for ``memory_grads="per_task"``: batch statistics would mix the tasks' padding rows into
-the memory losses, and the running statistics cannot be updated inside ``vmap``. Dropout works
+the memory losses, and the running statistics cannot be updated inside ``vmap``. Per task, each
+memory's forward runs in training mode (batch statistics), as in the authors' code, but the
+running statistics are put back afterwards (``statistics_kept``): the memories are seen at every
+step, and would otherwise weigh in the running statistics far more than the data. Dropout works
 in both modes: the batched pass draws a different mask for every task, as the loop does.
 ``memory_bytes`` counts the stored examples and the (T × parameters) gradient matrix GEM
 needs at every step (the authors' code keeps it allocated as ``self.grads``).
@@ -50,6 +53,7 @@ from torch import nn
 from ..checks import check_choice, check_count, check_number
 from ..data.streams import Task
 from ..errors import LifelongError
+from ..models.modes import statistics_kept
 from ..registry import STRATEGIES
 from .base import Strategy, TrainFunction
 from .importance import trainable
@@ -134,10 +138,12 @@ class GEM(SeededRandom, Strategy):
 
     # ------------------------------------------------------------ memory gradients
     def memory_gradients(self, model: nn.Module) -> torch.Tensor:
-        """The (T, parameters) matrix G of the loss gradients on each stored task's memory."""
-        if self.memory_grads == "per_task":
-            return self._gradients_per_task(model)
-        return self._gradients_batched(model)
+        """The (T, parameters) matrix G of the loss gradients on each stored task's memory, in the
+        model's mode (training, as the authors' code), its BatchNorm running statistics kept."""
+        with statistics_kept(model):
+            if self.memory_grads == "per_task":
+                return self._gradients_per_task(model)
+            return self._gradients_batched(model)
 
     def _gradients_batched(self, model: nn.Module) -> torch.Tensor:
         named = list(trainable(model).items())

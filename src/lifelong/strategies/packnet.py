@@ -26,6 +26,9 @@ Biases are not pruned: trained with the first task, then fixed (as in the paper)
 layer when every weight trains); when a layer has no free weight left a clear error says so.
 A model with frozen parameters (``requires_grad=False``) is refused: PackNet decides which
 weights train, and would prune (zero) the weights of a frozen layer, which never get a gradient.
+Models: chains of Linear/Conv2d layers (``mlp``, ``cnn``; Conv2d weights are pruned like Linear
+ones). BatchNorm models (``resnet18-reduced``, ``resnet18``) are refused in one line: the paper
+keeps BatchNorm per task, which is not implemented here (``models.columns``).
 """
 
 from __future__ import annotations

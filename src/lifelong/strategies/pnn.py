@@ -14,7 +14,9 @@ trains for task 0, so PNN cannot keep a frozen layer fixed.
 Differences from the paper: the paper's experiments are reinforcement learning; here each
 column is trained with the loop's supervised loss. The first column *is* the model given to the
 strategy (its initial weights); later columns are drawn from a generator seeded by the run's
-seed and the column index, so a resumed run rebuilds exactly the same network.
+seed and the column index, so a resumed run rebuilds exactly the same network. Models: chains of
+Linear/Conv2d layers (``mlp``, ``cnn``); BatchNorm and residual models (``resnet18-reduced``) are
+refused in one line.
 """
 
 from __future__ import annotations
