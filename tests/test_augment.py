@@ -1,11 +1,15 @@
 """Random crop with zero padding and horizontal flip: values on hand-made images, the draws, the
-refusal of flat inputs."""
+refusal of flat inputs, and the ``augment`` option of the config, the TOML file and the flags."""
+
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import idx_folder, tiny_arrays
 
 import lifelong as ll
+from lifelong.cli import build_comparison, build_run_config, main, make_parser
 from lifelong.data.augment import PAD, check_images, crop_flip, draw, random_crop_flip
 
 IMAGE = torch.arange(1.0, 37.0).reshape(1, 1, 6, 6)  # pixel (i, j) holds 6i + j + 1
@@ -63,3 +67,53 @@ def test_flat_inputs_are_refused_in_one_line():
     assert "\n" not in str(err.value)
     with pytest.raises(ll.LifelongError, match=r"image inputs \(c, h, w\)"):
         check_images((36,))
+
+
+def test_a_run_asking_augmentation_of_flat_inputs_is_refused_before_training():
+    x, y = torch.rand(8, 36), torch.tensor([0, 1] * 4)
+    stream = ll.Stream("flat", [ll.Task(0, "t0", x, y, x, y, (0, 1))], "domain", (36,), 2)
+    model = ll.make_model("mlp", (36,), 2, hidden=[4])
+    with pytest.raises(ll.LifelongError, match="stream 'flat'.*--no-augment") as err:
+        ll.fit(stream, model, "naive", {"augment": True, "epochs": 1, "device": "cpu"})
+    assert "\n" not in str(err.value)
+    _, result = ll.fit(stream, model, "naive", {"epochs": 1, "device": "cpu"})  # default: off
+    assert result.augment is False
+
+
+def test_config_option_values_and_what_the_run_config_writes():
+    assert ll.TrainConfig().augment is None
+    with pytest.raises(ll.LifelongError, match="train option augment must be true or false"):
+        ll.TrainConfig(augment="yes")
+    assert ll.TrainConfig().augments(True) and not ll.TrainConfig(augment=False).augments(True)
+    assert ll.TrainConfig(augment=True).augments(False)
+    unset, off = ll.RunConfig(), ll.RunConfig(train=ll.TrainConfig(augment=False))
+    assert "augment" not in unset.to_dict()["train"]  # ids of runs that do not say stay as before
+    assert off.to_dict()["train"]["augment"] is False and off.run_id() != unset.run_id()
+    assert ll.RunConfig.from_dict(off.to_dict()) == off and ll.RunConfig.from_dict(unset.to_dict()) == unset
+
+
+@pytest.mark.parametrize("flags, expected", [([], None), (["--augment"], True), (["--no-augment"], False)])
+def test_run_and_compare_flags(flags, expected):
+    assert build_run_config(make_parser().parse_args(["run", *flags])).train.augment is expected
+    comparison = build_comparison(make_parser().parse_args(["compare", "--strategies", "naive", *flags]))
+    assert comparison.plan()[0].config.train.augment is expected
+
+
+def test_toml_train_table_and_flag_override(tmp_path):
+    config = tmp_path / "exp.toml"
+    config.write_text("[train]\naugment = true\n")
+    assert build_run_config(make_parser().parse_args(["run", str(config)])).train.augment is True
+    args = make_parser().parse_args(["run", str(config), "--no-augment"])
+    assert build_run_config(args).train.augment is False
+
+
+def test_the_result_records_whether_the_batches_were_augmented(tmp_path, capsys):
+    data = idx_folder(tmp_path / "data", tiny_arrays())
+    common = ["run", "--bopt", f"source={data}", "--epochs", "1", "--device", "cpu", "--mopt", "hidden=[8]"]
+    assert main([*common, "--augment", "--out", str(tmp_path / "on")]) == 0
+    assert main([*common, "--out", str(tmp_path / "off")]) == 0
+    (on,), (off,) = (tmp_path / "on").iterdir(), (tmp_path / "off").iterdir()
+    on, off = (json.loads((d / "result.json").read_text()) for d in (on, off))
+    assert on["augment"] is True and on["config"]["train"]["augment"] is True
+    assert off["augment"] is False and "augment" not in off["config"]["train"]
+    assert ll.load_result(tmp_path / "on" / on["run_id"]).augment is True

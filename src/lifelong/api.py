@@ -118,6 +118,7 @@ def fit(
         model_sizes=state.model_sizes,
         environment=environment(device, config.seed),
         extra=extra,
+        augment=config.augments(stream.augment),
     )
     return model, result
 

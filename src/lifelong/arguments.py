@@ -32,6 +32,15 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help="folder for run directories (default: runs)")
     p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
     p.add_argument("--threads", type=int, help=THREADS_HELP)
+    add_augment_argument(p)
+
+
+def add_augment_argument(p: argparse.ArgumentParser) -> None:
+    """``--augment`` / ``--no-augment``: random crop and flip of the training batches, or not
+    (default: the stream's own, on for CIFAR and off for digits)."""
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crop (zero padding 4) and horizontal flip of the training batches, or "
+                   "not (default: the stream's, on for CIFAR, off for digits; see docs/augmentation.md)")
 
 
 DATA_HELP = ("a folder of MNIST-format IDX files or of CIFAR-10/100's binary release, or an .npz file "
@@ -76,3 +85,4 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                    "replace another comparison (its plan and report) in --out")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log per-epoch scalars to OUT/tensorboard (needs tensorboard)")
+    add_augment_argument(p)

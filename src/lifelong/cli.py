@@ -83,7 +83,7 @@ def build_run_config(args: argparse.Namespace):
     hparams = data.pop("hparams", None)
     hparams = args.hparams or hparams
     train.update(data.pop("train", {}) or {})
-    for flag in ("optimizer", "lr", "batch_size", "epochs", "seed", "device"):
+    for flag in ("optimizer", "lr", "batch_size", "epochs", "seed", "device", "augment"):
         value = getattr(args, flag)
         if value is not None:
             train[flag] = value
@@ -129,7 +129,7 @@ def build_comparison(args: argparse.Namespace):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     train = dict(data.get("train") or {})
-    for flag in ("optimizer", "lr", "batch_size", "epochs", "device"):
+    for flag in ("optimizer", "lr", "batch_size", "epochs", "device", "augment"):
         if getattr(args, flag) is not None:
             train[flag] = getattr(args, flag)
     data["train"] = train

@@ -23,7 +23,9 @@ class TrainConfig:
     """How the one loop trains. The defaults are the homework's protocol (preset ``homework``).
 
     ``batch_size`` is below 2⁶³ (what torch takes); a batch larger than a task's data is that
-    data, one batch per epoch. ``epochs`` per task is at most ``MAX_EPOCHS``.
+    data, one batch per epoch. ``epochs`` per task is at most ``MAX_EPOCHS``. ``augment``: whether
+    training batches get a random crop and flip (``lifelong.data.augment``); None takes the
+    stream's default (``Stream.augment``: on for CIFAR, off for digits).
     """
 
     optimizer: str = "adam"
@@ -36,6 +38,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     eval_every_epoch: bool = True
+    augment: bool | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -60,6 +63,13 @@ class TrainConfig:
         for name in ("fresh_optimizer", "eval_every_epoch"):
             if not isinstance(getattr(self, name), bool):
                 raise LifelongError(f"train option {name} must be true or false, got {getattr(self, name)!r}")
+        if self.augment is not None and not isinstance(self.augment, bool):
+            raise LifelongError(f"train option augment must be true or false (or left out for the "
+                                f"stream's default), got {self.augment!r}")
+
+    def augments(self, stream_default: bool) -> bool:
+        """Whether the run augments its training batches: ``augment``, or the stream's default."""
+        return stream_default if self.augment is None else self.augment
 
 
 SEED_LIMIT = 2**63
@@ -106,7 +116,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        """The config as JSON data. ``train.augment`` left unset (the stream's default) is left
+        out, so runs that do not say keep the ids, results and checkpoints they had before the
+        option existed."""
+        data = json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        if data["train"].get("augment") is None:
+            del data["train"]["augment"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

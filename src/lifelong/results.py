@@ -40,6 +40,8 @@ class RunResult:
     model_sizes: list[dict[str, int]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    augment: bool = False
+    """Whether the training batches were augmented (the run's ``augment``, or the stream's default)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +106,7 @@ def curve_problem(curve: Any, tasks: int) -> str | None:
 _FIELDS = {"run_id": str, "config": dict, "task_names": list, "initial_accuracy": list,
            "accuracy_matrix": list, "metrics": dict, "curve": list, "task_times": list,
            "wall_time": (int, float), "memory_bytes": list, "model_sizes": list,
-           "environment": dict, "extra": dict}
+           "environment": dict, "extra": dict, "augment": bool}
 _REQUIRED = ("run_id", "config", "task_names", "initial_accuracy", "accuracy_matrix", "metrics")
 # the metrics a result.json must hold (its format; report shows every registered metric)
 _METRICS = ("acc", "bwt", "fwt", "forgetting")
@@ -130,7 +132,8 @@ def result_problem(data: Any) -> str | None:
     for key, kind in _FIELDS.items():
         if key in _REQUIRED and key not in data:
             return f"no {key!r}"
-        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+        wrong = not isinstance(data.get(key), kind) or kind is not bool and isinstance(data[key], bool)
+        if key in data and wrong:
             return f"{key!r} has the wrong type"
     names = data["task_names"]
     if not names or not all(isinstance(n, str) for n in names):

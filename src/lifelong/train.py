@@ -13,6 +13,7 @@ from torch import nn
 
 from .batches import iterate_batches
 from .config import TrainConfig
+from .data.augment import Augment, check_images, random_crop_flip
 from .data.streams import Stream, Task
 from .errors import LifelongError
 from .evaluate import evaluate_tasks
@@ -54,6 +55,7 @@ def train_epoch(
     data: Batch,
     batch_size: int,
     generator: torch.Generator,
+    augment: Augment | None = None,
 ) -> float:
     """One pass over ``data`` through the strategy's hooks; returns the mean loss.
 
@@ -61,11 +63,14 @@ def train_epoch(
     ``extra_loss`` of the batch given the outputs, plus its ``penalty`` — added here, so no
     override can drop it; ``after_forward`` with the outputs; backward; ``read_gradient``; the
     penalty's own gradient; ``after_backward`` (gradient edits); the optimiser step; ``after_step``.
+    With ``augment`` the forward pass and the losses see the augmented batch and ``after_forward``
+    the batch as drawn (what memories store).
     """
     model.train()
     total, steps = None, 0
     for batch in iterate_batches(data, batch_size, generator, strategy.epoch_repeats(task)):
-        loss, outputs, penalty = step_loss(model, strategy, batch, task)
+        seen = batch if augment is None else (augment(batch[0]), batch[1], batch[2])
+        loss, outputs, penalty = step_loss(model, strategy, seen, task)
         strategy.after_forward(model, batch, outputs.detach(), task)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -90,16 +95,19 @@ def step_loss(model: nn.Module, strategy: Strategy, batch: Batch, task: Task
     return loss + penalty_value(penalty), outputs, penalty
 
 
-def train_function(model: nn.Module, strategy: Strategy, task: Task, config: TrainConfig) -> TrainFunction:
+def train_function(model: nn.Module, strategy: Strategy, task: Task, config: TrainConfig,
+                   augment: bool = False) -> TrainFunction:
     """The loop's own training, lent to ``after_task`` (PackNet's and CPG's retraining): epochs
-    over ``data`` through the strategy's hooks with a fresh optimiser, batches seeded by ``seed``
-    (``epochs`` None: the run's epochs per task)."""
+    over ``data`` through the strategy's hooks with a fresh optimiser, batches (and, with
+    ``augment``, their crops and flips) seeded by ``seed`` (``epochs`` None: the run's epochs per
+    task)."""
 
     def train(data: Batch, epochs: int | None, seed: int) -> None:
         optimizer = make_optimizer(model, config)
         generator = torch.Generator().manual_seed(seed)
+        crop = random_crop_flip(generator) if augment else None
         for _ in range(config.epochs if epochs is None else epochs):
-            train_epoch(model, strategy, optimizer, task, data, config.batch_size, generator)
+            train_epoch(model, strategy, optimizer, task, data, config.batch_size, generator, crop)
 
     return train
 
@@ -170,6 +178,11 @@ def run_stream(
     else:
         strategy.setup(stream, config)
     check_model_fits(model, strategy, tasks, stream.num_classes)
+    augments = config.augments(stream.augment)
+    if augments:
+        check_images(tuple(stream.input_shape), f"stream {stream.name!r}'s inputs")
+    augment = random_crop_flip(gen) if augments else None
+    strategy.lend_augmentation(augment)
     if resume is None:
         state.initial_accuracy = evaluate_tasks(model, strategy, tasks)
     optimizer, ids = None, []
@@ -188,7 +201,7 @@ def run_stream(
             ids = _param_ids(model)
         data = strategy.train_data(task)
         for epoch in range(config.epochs):
-            loss = train_epoch(model, strategy, optimizer, task, data, config.batch_size, gen)
+            loss = train_epoch(model, strategy, optimizer, task, data, config.batch_size, gen, augment)
             if not math.isfinite(loss):  # the epoch's one sync, already paid for by float(total)
                 raise diverged(task, epoch + 1, loss, config, strategy, state.tasks_done,
                                saved=on_task_end is not None)
@@ -201,7 +214,7 @@ def run_stream(
                 state.curve.append(point)
                 event["seen_mean"] = point["seen_mean"]
             notify(event)
-        strategy.after_task(model, task, train_function(model, strategy, task, config))
+        strategy.after_task(model, task, train_function(model, strategy, task, config, augments))
         strategy.tasks_learned_ = task.id + 1
         state.task_times.append(time.perf_counter() - start)
         state.accuracy_matrix.append(evaluate_tasks(model, strategy, tasks))

@@ -9,7 +9,9 @@ overrides only what it needs. One training step of the loop, in this order:
    the task-masked outputs; replay mixes stored examples in)
    ``+ extra_loss(model, batch, outputs, task)`` — terms added to it (LwF's distillation)
    ``+ penalty(model)`` — a regulariser on the weights; *the loop* adds it, no override drops it
-3. ``after_forward(model, batch, outputs, task)`` — memories are filled here (outputs detached)
+3. ``after_forward(model, batch, outputs, task)`` — memories are filled here (outputs detached).
+   When the run augments its batches, steps 1–2 see the augmented batch and this hook the batch
+   as drawn (un-augmented, what a memory stores) with the outputs of its augmented version
 4. backward; ``read_gradient(model)`` — the loss's own gradient, before any penalty's joins it
    (SI's and RWalk's path integrals read it); then the penalty's gradient is added
 5. ``after_backward(model)`` — edit the total gradient (GEM/A-GEM projections, PackNet masks)
@@ -22,6 +24,11 @@ snapshot θ), ``after_task(model, task, train)`` (importance, anchors, memories,
 ``train(data, epochs, seed)`` is the loop's own training, lent to methods that retrain inside a
 task), ``artifacts(model, task)`` (files for the run folder), ``restore_model(model)`` (rebuild
 grown structure on resume) and ``logits(model, x, task_ids)`` (prediction at test time).
+
+Augmentation: before training, the loop calls ``lend_augmentation(augment)`` with the function
+that augments the run's training batches (None when the run does not augment), as it lends
+``train`` to ``after_task``; a method that replays stored inputs passes them through
+``augmented(x)`` so they are augmented as the incoming batch is (``lifelong.data.augment``).
 
 Identity: a strategy's name is its registry key (``@STRATEGIES.register("name", ...)``); its
 hyper-parameters are its constructor's parameters, each kept in the attribute of the same name
@@ -41,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.augment import Augment
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from ..models.heads import mask_logits
@@ -104,6 +112,8 @@ class Strategy:
     """True for methods that route by task at test time (PNN, PackNet, CPG)."""
     tasks_learned_ = 0
     """How many tasks the strategy has learned: the loop sets it after each task (and on resume)."""
+    augmentation: Augment | None = None
+    """The run's augmentation of training inputs, lent by the loop (``lend_augmentation``)."""
 
     @property
     def name(self) -> str:
@@ -174,6 +184,16 @@ class Strategy:
     def epoch_repeats(self, task: Task) -> int:
         """How many times one epoch passes over ``train_data(task)`` (shuffled together)."""
         return 1
+
+    def lend_augmentation(self, augment: Augment | None) -> None:
+        """Called by the loop before training: the function that augments the run's training
+        batches, or None when the run does not augment (kept for ``augmented``; not state)."""
+        self.augmentation = augment
+
+    def augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored inputs ``x`` augmented as the run's batches are (unchanged when it does not
+        augment): replayed examples go through this."""
+        return x if self.augmentation is None else self.augmentation(x)
 
     # ----------------------------------------------------------------- outputs
     def predict(self, model: nn.Module, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:

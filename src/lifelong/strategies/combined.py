@@ -4,6 +4,7 @@ A combination calls its members' hooks in the order they are named, by these rul
 
 =============================  =================================================================
 ``setup`` / ``extend``         every member (each records the stream's facts)
+``lend_augmentation``          every member (each augments what it replays)
 ``train_data``,                from the one member that supplies the training data (overrides
 ``epoch_repeats``              either: joint, CPG, generative replay); two such members: refused
 ``before_task``                every member in turn, each given the model the previous returned
@@ -41,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.augment import Augment
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from .base import SETUP_ATTRS, Batch, Penalty, Strategy, TrainFunction
@@ -127,6 +129,11 @@ class Combined(Strategy):
         super().restore_setup(facts)
 
     # ----------------------------------------------------------------- hooks
+    def lend_augmentation(self, augment: Augment | None) -> None:
+        for member in self.members:
+            member.lend_augmentation(augment)
+        super().lend_augmentation(augment)
+
     def train_data(self, task: Task) -> Batch:
         return self._data.train_data(task)
 

@@ -1,0 +1,77 @@
+"""Augmentation in the loop: which batch each hook sees, the draws it takes from the batch
+generator (none when off), resume equality."""
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import idx_folder, tiny_arrays, whole_and_resumed
+
+import lifelong as ll
+from lifelong.batches import batch_indices
+from lifelong.data.augment import crop_flip, draw
+from lifelong.train import run_stream
+
+CFG = dict(epochs=1, lr=0.01, batch_size=32, device="cpu", seed=5)
+
+
+class Seen(ll.Strategy):
+    """Plain training that records the inputs ``loss`` and ``after_forward`` get at every step."""
+
+    def __init__(self) -> None:
+        self.trained, self.stored, self.outputs = [], [], []
+
+    def loss(self, model, batch, outputs, task):
+        self.trained.append(batch[0].clone())
+        self.outputs.append(outputs.detach().clone())
+        return super().loss(model, batch, outputs, task)
+
+    def after_forward(self, model, batch, outputs, task):
+        self.stored.append(batch[0].clone())
+        assert torch.equal(outputs, self.outputs[-1])  # the augmented batch's (what DER stores)
+
+
+def one_task(stream):
+    return dataclasses.replace(stream, tasks=stream.tasks[:1])
+
+
+def test_the_losses_see_the_augmented_batch_and_after_forward_the_batch_as_drawn(tiny_class_stream):
+    stream = dataclasses.replace(one_task(tiny_class_stream), augment=True)  # on by the stream's default
+    strategy = Seen()
+    model = ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=[8])
+    _, result = ll.fit(stream, model, strategy, CFG)
+    assert result.augment is True
+    x = stream[0].x_train
+    g = torch.Generator().manual_seed(CFG["seed"])  # the loop's draws, in the loop's order
+    batches = batch_indices(len(x), CFG["batch_size"], g)
+    assert len(strategy.trained) == len(batches) == 3
+    for idx, trained, stored in zip(batches, strategy.trained, strategy.stored):
+        assert torch.equal(stored, x[idx])
+        assert torch.equal(trained, crop_flip(stored, *draw(len(idx), g)))
+
+
+@pytest.mark.parametrize("augment", [None, False])
+def test_off_trains_on_the_batches_as_drawn_and_takes_no_extra_draw(tiny_class_stream, augment):
+    stream = one_task(tiny_class_stream)
+    strategy, gen = Seen(), torch.Generator().manual_seed(0)
+    model = ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=[8])
+    run_stream(stream, model, strategy, ll.TrainConfig(**{**CFG, "epochs": 2, "augment": augment}),
+               generator=gen)
+    assert all(torch.equal(a, b) for a, b in zip(strategy.trained, strategy.stored, strict=True))
+    reference = torch.Generator().manual_seed(0)
+    for _ in range(2):  # two epochs: one permutation each, nothing else
+        torch.randperm(len(stream[0].x_train), generator=reference)
+    assert torch.equal(gen.get_state(), reference.get_state())
+
+
+@pytest.mark.parametrize("strategy", ["naive", "der", "icarl"])
+def test_an_augmented_run_resumes_to_identical_numbers(tmp_path, strategy):
+    data = idx_folder(tmp_path / "data", tiny_arrays())
+    cfg = ll.RunConfig(benchmark="rotated-mnist", strategy=strategy,
+                       benchmark_options={"source": str(data), "angles": [0, 45, 90]},
+                       model_options={"hidden": [16]}, train=ll.TrainConfig(**{**CFG, "augment": True}))
+    whole, resumed = whole_and_resumed(cfg, tmp_path, task=2)
+    assert whole.accuracy_matrix == resumed.accuracy_matrix and whole.curve == resumed.curve
+    assert whole.augment and resumed.augment
+    off = ll.run(dataclasses.replace(cfg, train=ll.TrainConfig(**CFG)), out=tmp_path / "off")
+    assert not off.augment and off.curve != whole.curve  # the augmentation did change the training
