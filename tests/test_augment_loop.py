@@ -1,11 +1,13 @@
 """Augmentation in the loop: which batch each hook sees, the draws it takes from the batch
-generator (none when off), resume equality."""
+generator (none when off), resume equality, and the replayed examples of DER, DER++, ER-ACE,
+replay and iCaRL (alone and in a combination) augmented afresh."""
 
 import dataclasses
 
 import pytest
 import torch
 from conftest import idx_folder, tiny_arrays, whole_and_resumed
+from torch import nn
 
 import lifelong as ll
 from lifelong.batches import batch_indices
@@ -75,3 +77,51 @@ def test_an_augmented_run_resumes_to_identical_numbers(tmp_path, strategy):
     assert whole.augment and resumed.augment
     off = ll.run(dataclasses.replace(cfg, train=ll.TrainConfig(**CFG)), out=tmp_path / "off")
     assert not off.augment and off.curve != whole.curve  # the augmentation did change the training
+
+
+class Recorder(nn.Module):
+    """A small network that records the inputs of every forward pass."""
+
+    def __init__(self, shape, classes) -> None:
+        super().__init__()
+        self.net = ll.make_model("mlp", shape, classes, hidden=[8])
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return self.net(x)
+
+
+MARK = 7.0
+
+
+def marked(x):
+    """An 'augmentation' that makes its output recognisable: every pixel MARK."""
+    return torch.full_like(x, MARK)
+
+
+@pytest.mark.parametrize("name", ["replay", "der", "derpp", "er-ace", "icarl", "ewc+replay", "lwf+der"])
+@pytest.mark.parametrize("lend", [True, False])
+def test_replayed_examples_are_augmented_and_the_memory_keeps_them_as_drawn(tiny_class_stream, name, lend):
+    stream, k = tiny_class_stream, 5
+    options = {"buffer_size": 20, "replay_batch_size": k}
+    members = name.split("+")
+    options = {m: options for m in members if m not in ("ewc", "lwf")} if len(members) > 1 else options
+    strategy = ll.make_strategy(name, **options)
+    strategy.setup(stream, ll.TrainConfig(**CFG))
+    strategy.lend_augmentation(marked if lend else None)
+    model = Recorder(stream.input_shape, stream.num_classes)
+    first, second = stream
+    batch = (first.x_train[:10], first.y_train[:10], first.train_ids()[:10])
+    model = strategy.before_task(model, first)
+    strategy.after_forward(model, batch, model(batch[0]).detach(), first)
+    strategy.after_task(model, first)
+    model = strategy.before_task(model, second)
+    new = (second.x_train[:10], second.y_train[:10], second.train_ids()[:10])
+    model.inputs.clear()
+    outputs = model(new[0])
+    strategy.loss(model, new, outputs, second) + strategy.extra_loss(model, new, outputs, second)
+    replayed = [x for x in model.inputs if len(x) == k and bool((x == MARK).all())]
+    assert len(replayed) == (("derpp" in members) + 1 if lend else 0)  # DER++ draws twice
+    memory = next(m for m in getattr(strategy, "members", [strategy]) if hasattr(m, "memory_")).memory_
+    assert not bool((memory["x"] == MARK).any())  # stored as drawn, not augmented

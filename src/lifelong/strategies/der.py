@@ -13,11 +13,14 @@ memory:
     L_DER++ = L_DER + β · E_{(x'',y'')~M}[ℓ(y'', f_θ(x''))]
 
 Which logits are stored: the outputs of the step's own forward pass (``after_forward``; the
-authors' code stores them the same way), unmasked, over every output. The norm is the paper's
-squared L2 norm of the logit difference, summed over the outputs and averaged over the replayed
-batch; the authors' code takes ``mse_loss`` (also averaged over the outputs), so its α is C
-(the number of outputs) times ours. ℓ is the cross-entropy on the task-masked logits (each
-stored example with its own task's head in task-incremental streams). Each draw has
+authors' code stores them the same way), unmasked, over every output. With augmentation on (the
+paper augments stream and buffer examples alike), the stored input is the example as drawn,
+un-augmented, and the stored logits are those of the augmented version the step trained on; a
+replayed input gets a fresh crop and flip (``Rehearsal.draw``), as in the authors' code. The
+norm is the paper's squared L2 norm of the logit difference, summed over the outputs and averaged
+over the replayed batch; the authors' code takes ``mse_loss`` (also averaged over the outputs),
+so its α is C (the number of outputs) times ours. ℓ is the cross-entropy on the task-masked
+logits (each stored example with its own task's head in task-incremental streams). Each draw has
 ``replay_batch_size`` examples (default: the run's batch size, as the paper's minibatch equal to
 the batch size); ``buffer_size`` counts examples. The paper tunes α and β per benchmark and
 buffer (its appendix); the defaults α = β = 0.5 are middle values of those searches, a starting

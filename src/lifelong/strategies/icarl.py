@@ -7,6 +7,9 @@ CVPR 2017).
   earlier tasks have the previous network's sigmoid outputs q = σ(old logits) as targets
   (distillation). Summed over those classes, averaged over the examples (``icarl_loss``). Outputs
   of classes not seen yet are left out, as the paper's network has none for them.
+  When the run augments its batches (the authors train with random crops and flips), the
+  exemplars are augmented afresh as the incoming batch is, and the distillation targets are the
+  previous network's outputs on those same augmented inputs.
 * Exemplars (Alg. 4, 5): after each task the memory of ``buffer_size`` examples in all is shared
   equally among the classes seen (m = K / classes); each class is ranked by herding on its
   L2-normalised features and keeps its first m picks, so an old class shrinks to its first picks
@@ -120,8 +123,9 @@ class ICaRL(SeededRandom, Strategy):
         if self.memory_:
             old = sample(self.memory_, self.replay_batch_size or getattr(self.config, "batch_size", len(y)),
                          self.rng())
-            x, y = torch.cat([x, old["x"]]), torch.cat([y, old["y"]])
-            outputs = torch.cat([outputs, self.predict(model, old["x"], old["t"])])
+            replayed = self.augmented(old["x"])
+            x, y = torch.cat([x, replayed]), torch.cat([y, old["y"]])
+            outputs = torch.cat([outputs, self.predict(model, replayed, old["t"])])
         new = torch.zeros_like(self.learned_classes_)
         new[list(task.classes)] = True
         old_classes = (self.learned_classes_ & ~new).to(outputs.device)

@@ -7,6 +7,10 @@ A subclass keeps ``buffer_size`` (examples, the same meaning for every rehearsal
 ``memory.py``), the count of examples offered ``seen_``, and the draws come from a seeded generator
 kept in the state (``SeededRandom``), so a restored run continues identically. ``seed_offset``
 keeps each method's draws apart from the others' in a combination.
+
+The memory stores inputs as drawn from the stream (un-augmented); when the run augments its
+batches, every draw gets a fresh crop and flip (``Strategy.augmented``), as the incoming batch
+does — the buffer augmentation of the DER paper and of Mammoth's replay methods.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ class Rehearsal(SeededRandom, Strategy):
 
     def draw(self, n_new: int) -> Memory | None:
         """``replay_batch_size`` stored records drawn uniformly (default: the batch size; None
-        while the memory is empty)."""
+        while the memory is empty), their inputs augmented afresh as the run's batches are."""
         if not self.memory_:
             return None
         k = self.replay_batch_size or getattr(self.config, "batch_size", n_new)
-        return sample(self.memory_, k, self.rng())
+        records = sample(self.memory_, k, self.rng())
+        return {**records, "x": self.augmented(records["x"])}
 
     def remember(self, records: Memory) -> None:
         """Offer records to the memory under the method's policy (reservoir by default)."""
