@@ -6,7 +6,8 @@ Both train the same conv model (same initial weights) on the same CIFAR-shaped r
 (the same seeded permutations), the same crops and flips (the same draws from the same generator,
 applied by ``lifelong.data.augment.crop_flip`` in both: the work, not the framework) and the same
 evaluations (R0, every task after each task, the seen tasks after each epoch), in one process,
-alternating, median of the repeats; both must give the identical accuracy matrix. SGD, batch 32
+alternating, median of the repeats; both must give the identical accuracy matrix
+(``framework_overhead.plain_loop`` and ``alternate``). SGD, batch 32
 (DER's), lr 0.03. Then one epoch of the library's loop, augmentation on, over 10,000 such images:
 the seconds per epoch of the model.
 
@@ -20,14 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import time
 
 import torch
-import torch.nn.functional as F
+from framework_overhead import alternate  # the plain loop and the alternating timing, shared
 
 import lifelong as ll
-from lifelong.data.augment import crop_flip, draw
 from lifelong.registry import MODELS
 from lifelong.train import run_stream
 
@@ -51,37 +50,6 @@ def cifar_shaped(tasks: int, per_task: int, test: int = 200, seed: int = 0) -> l
     return ll.Stream("cifar-shaped", made, "class", SHAPE, CLASSES, augment=True)
 
 
-def plain_loop(stream: ll.Stream, model: torch.nn.Module, config: ll.TrainConfig) -> list[list[float]]:
-    """The loop a student would write: SGD per task, shuffled batches, crop and flip, evaluations."""
-    gen = torch.Generator().manual_seed(config.seed)
-
-    @torch.no_grad()
-    def acc(task):
-        model.eval()
-        correct = sum(int((model(task.x_test[i:i + 2048]).argmax(1) == task.y_test[i:i + 2048]).sum())
-                      for i in range(0, task.x_test.shape[0], 2048))
-        model.train()
-        return correct / task.x_test.shape[0]
-
-    [acc(t) for t in stream.tasks]  # R0
-    matrix = []
-    for task in stream.tasks:
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr)
-        x, y = task.x_train, task.y_train
-        for _ in range(config.epochs):
-            perm = torch.randperm(x.shape[0], generator=gen)
-            for start in range(0, x.shape[0], config.batch_size):
-                idx = perm[start:start + config.batch_size]
-                inputs = crop_flip(x[idx], *draw(len(idx), gen))
-                loss = F.cross_entropy(model(inputs), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            [acc(t) for t in stream.tasks[: task.id + 1]]  # learning-curve point
-        matrix.append([acc(t) for t in stream.tasks])
-    return matrix
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = "resnet18-reduced" if "resnet18-reduced" in MODELS else "cnn"
@@ -98,26 +66,14 @@ def main() -> None:
         torch.manual_seed(config.seed)
         return ll.make_model(args.model, SHAPE, CLASSES)
 
-    times: dict[str, list[float]] = {"lifelong": [], "plain": []}
-    matrices = {}
-    for _ in range(args.repeats):
-        for name in ("lifelong", "plain"):
-            model = fresh_model()
-            start = time.perf_counter()
-            if name == "lifelong":
-                _, state = run_stream(stream, model, ll.make_strategy("naive"), config)
-                matrices[name] = state.accuracy_matrix
-            else:
-                matrices[name] = plain_loop(stream, model, config)
-            times[name].append(time.perf_counter() - start)
-    lib, plain = statistics.median(times["lifelong"]), statistics.median(times["plain"])
+    lib, plain, identical = alternate(stream, fresh_model, config, args.repeats)
     examples = args.per_task * len(stream) * config.epochs
     print(f"model {args.model}, threads {torch.get_num_threads()}, batch {config.batch_size}, {examples} "
           f"augmented training images per run, median of {args.repeats} alternating repeats")
     print(f"plain PyTorch loop : {plain:7.2f} s  ({examples / plain:6.0f} images/s)")
     print(f"lifelong run_stream: {lib:7.2f} s  ({examples / lib:6.0f} images/s)")
     print(f"ratio lifelong/plain: {lib / plain:.3f}  (goal <= 1.05)")
-    print(f"identical accuracy matrices: {matrices['lifelong'] == matrices['plain']}")
+    print(f"identical accuracy matrices: {identical}")
     if args.epoch_examples:
         one = cifar_shaped(1, args.epoch_examples, test=1)
         timed = dataclasses.replace(config, eval_every_epoch=False)
