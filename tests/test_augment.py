@@ -10,7 +10,7 @@ from conftest import idx_folder, tiny_arrays
 
 import lifelong as ll
 from lifelong.cli import build_comparison, build_run_config, main, make_parser
-from lifelong.data.augment import PAD, check_images, crop_flip, draw, random_crop_flip
+from lifelong.data.augment import PAD, black, check_images, crop_flip, draw, random_crop_flip
 
 IMAGE = torch.arange(1.0, 37.0).reshape(1, 1, 6, 6)  # pixel (i, j) holds 6i + j + 1
 
@@ -37,6 +37,17 @@ def test_a_flip_reverses_the_columns_of_the_crop():
     assert torch.equal(crop_flip(IMAGE, offsets([PAD, PAD]), torch.tensor([True])), IMAGE.flip(-1))
     out = crop_flip(IMAGE, offsets([PAD, 0]), torch.tensor([True]))  # shifted right by 4, then mirrored
     assert torch.equal(out[0, 0, 0], torch.tensor([2.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+
+
+def test_the_padding_takes_one_fill_value_per_channel_and_black_follows_the_normalisation():
+    x, fill = torch.rand(1, 2, 4, 4), torch.tensor([-1.0, -3.0])
+    out = crop_flip(x, offsets([0, 0]), torch.tensor([False]), fill=fill)
+    assert torch.equal(out[0, 0, :4].flatten().unique(), torch.tensor([-1.0]))  # rows above the image
+    assert torch.equal(out[0, 1, :, :4].flatten().unique(), torch.tensor([-3.0]))
+    assert torch.equal(crop_flip(x, offsets([PAD, PAD]), torch.tensor([False]), fill=fill), x)
+    normalised = {"normalization": {"mean": [0.5, 0.2], "std": [0.25, 0.1]}}
+    assert torch.equal(black(normalised), torch.tensor([-2.0, -2.0]))
+    assert torch.equal(black({}), torch.zeros(1))
 
 
 def test_each_example_gets_its_own_window_and_flip_on_every_channel():

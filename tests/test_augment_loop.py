@@ -52,6 +52,17 @@ def test_the_losses_see_the_augmented_batch_and_after_forward_the_batch_as_drawn
         assert torch.equal(trained, crop_flip(stored, *draw(len(idx), g)))
 
 
+def test_a_normalised_stream_is_padded_with_black_in_its_own_units(tiny_class_stream):
+    meta = {"normalization": {"mean": [0.5], "std": [0.25]}}  # black: (0 − 0.5) / 0.25 = −2
+    stream = dataclasses.replace(one_task(tiny_class_stream), augment=True, meta=meta)
+    strategy = Seen()
+    ll.fit(stream, ll.make_model("mlp", stream.input_shape, stream.num_classes, hidden=[8]), strategy, CFG)
+    g = torch.Generator().manual_seed(CFG["seed"])
+    first = batch_indices(len(stream[0].x_train), CFG["batch_size"], g)[0]
+    expected = crop_flip(strategy.stored[0], *draw(len(first), g), fill=torch.tensor([-2.0]))
+    assert torch.equal(strategy.trained[0], expected) and bool((expected == -2.0).any())
+
+
 @pytest.mark.parametrize("augment", [None, False])
 def test_off_trains_on_the_batches_as_drawn_and_takes_no_extra_draw(tiny_class_stream, augment):
     stream = one_task(tiny_class_stream)

@@ -39,8 +39,9 @@ def add_augment_argument(p: argparse.ArgumentParser) -> None:
     """``--augment`` / ``--no-augment``: random crop and flip of the training batches, or not
     (default: the stream's own, on for CIFAR and off for digits)."""
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random crop (zero padding 4) and horizontal flip of the training batches, or "
-                   "not (default: the stream's, on for CIFAR, off for digits; see docs/augmentation.md)")
+                   help="random crop (4 pixels of black padding) and horizontal flip of the training "
+                   "batches, or not (default: the stream's, on for CIFAR, off for digits; see "
+                   "docs/augmentation.md)")
 
 
 DATA_HELP = ("a folder of MNIST-format IDX files or of CIFAR-10/100's binary release, or an .npz file "

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from .batches import iterate_batches
 from .config import TrainConfig
-from .data.augment import Augment, check_images, random_crop_flip
+from .data.augment import Augment, black, check_images, random_crop_flip
 from .data.streams import Stream, Task
 from .errors import LifelongError
 from .evaluate import evaluate_tasks
@@ -96,16 +97,16 @@ def step_loss(model: nn.Module, strategy: Strategy, batch: Batch, task: Task
 
 
 def train_function(model: nn.Module, strategy: Strategy, task: Task, config: TrainConfig,
-                   augment: bool = False) -> TrainFunction:
+                   augmentation: Callable[[torch.Generator], Augment] | None = None) -> TrainFunction:
     """The loop's own training, lent to ``after_task`` (PackNet's and CPG's retraining): epochs
-    over ``data`` through the strategy's hooks with a fresh optimiser, batches (and, with
-    ``augment``, their crops and flips) seeded by ``seed`` (``epochs`` None: the run's epochs per
-    task)."""
+    over ``data`` through the strategy's hooks with a fresh optimiser, batches (and, with an
+    ``augmentation`` made from a generator, their crops and flips) seeded by ``seed`` (``epochs``
+    None: the run's epochs per task)."""
 
     def train(data: Batch, epochs: int | None, seed: int) -> None:
         optimizer = make_optimizer(model, config)
         generator = torch.Generator().manual_seed(seed)
-        crop = random_crop_flip(generator) if augment else None
+        crop = augmentation(generator) if augmentation is not None else None
         for _ in range(config.epochs if epochs is None else epochs):
             train_epoch(model, strategy, optimizer, task, data, config.batch_size, generator, crop)
 
@@ -178,10 +179,11 @@ def run_stream(
     else:
         strategy.setup(stream, config)
     check_model_fits(model, strategy, tasks, stream.num_classes)
-    augments = config.augments(stream.augment)
-    if augments:
+    augmentation = None
+    if config.augments(stream.augment):
         check_images(tuple(stream.input_shape), f"stream {stream.name!r}'s inputs")
-    augment = random_crop_flip(gen) if augments else None
+        augmentation = partial(random_crop_flip, fill=black(stream.meta))
+    augment = augmentation(gen) if augmentation is not None else None
     strategy.lend_augmentation(augment)
     if resume is None:
         state.initial_accuracy = evaluate_tasks(model, strategy, tasks)
@@ -214,7 +216,7 @@ def run_stream(
                 state.curve.append(point)
                 event["seen_mean"] = point["seen_mean"]
             notify(event)
-        strategy.after_task(model, task, train_function(model, strategy, task, config, augments))
+        strategy.after_task(model, task, train_function(model, strategy, task, config, augmentation))
         strategy.tasks_learned_ = task.id + 1
         state.task_times.append(time.perf_counter() - start)
         state.accuracy_matrix.append(evaluate_tasks(model, strategy, tasks))

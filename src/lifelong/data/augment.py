@@ -1,12 +1,15 @@
-"""Augmentation of training batches in the loop: random crop with zero padding and random
+"""Augmentation of training batches in the loop: random crop with black padding and random
 horizontal flip, per example, on a batch tensor (n, c, h, w) — torch only, no per-example loop.
 
-The standard CIFAR augmentation (He et al. 2016, §4.2; the DER, iCaRL and ER-ACE papers train
-with it): pad every image by ``pad`` zeros on each side, cut a random h×w window out of the padded
-image (offsets drawn uniformly in 0..2·pad for rows and columns), and mirror it left–right with
-probability ``flip``. The draws come from a ``torch.Generator`` on the CPU (the loop's batch
-generator, which checkpoints save, so a resumed run draws the same numbers) and are applied on
-the batch's own device. An offset of (pad, pad) without a flip gives the image back unchanged.
+The standard CIFAR augmentation (He et al. 2016, §4.2; DER's and Mammoth's rehearsal methods
+train with it): pad every image by ``pad`` black pixels on each side, cut a random h×w window out
+of the padded image (offsets drawn uniformly in 0..2·pad for rows and columns), and mirror it
+left–right with probability ``flip``. The draws come from a ``torch.Generator`` on the CPU (the
+loop's batch generator, which checkpoints save, so a resumed run draws the same numbers) and are
+applied on the batch's own device. An offset of (pad, pad) without a flip gives the image back
+unchanged. The padding is black in the stream's units (``black``): 0 for images in [0, 1],
+−mean/std per channel for normalised ones — as cropping before normalising (torchvision's CIFAR
+pipeline) gives.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import LifelongError
 
@@ -33,13 +35,27 @@ def check_images(shape: tuple[int, ...] | torch.Size, what: str = "the inputs") 
                             "(augment = false) or give image-shaped inputs")
 
 
-def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = PAD) -> torch.Tensor:
-    """``x`` (n, c, h, w) padded by ``pad`` zeros on each side, each example ``i`` cropped to the
-    h×w window whose top-left corner is ``offsets[i] = (row, column)`` in the padded image, and
-    mirrored left–right where ``flips[i]``. One gather over the padded batch."""
+def black(meta: dict) -> torch.Tensor:
+    """The value of a black pixel per channel in a stream's units: −mean/std where the stream
+    records a normalisation (``meta["normalization"]``), else 0."""
+    norm = meta.get("normalization")
+    if not norm:
+        return torch.zeros(1)
+    return -torch.tensor(norm["mean"]) / torch.tensor(norm["std"])
+
+
+def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = PAD,
+              fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """``x`` (n, c, h, w) padded by ``pad`` pixels of ``fill`` (one value, or one per channel) on
+    each side, each example ``i`` cropped to the h×w window whose top-left corner is
+    ``offsets[i] = (row, column)`` in the padded image, and mirrored left–right where ``flips[i]``.
+    One gather over the padded batch."""
     check_images(tuple(x.shape[1:]))
     n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad)).reshape(n, c, (h + 2 * pad) * (w + 2 * pad))
+    padded = x.new_empty(n, c, h + 2 * pad, w + 2 * pad)
+    padded[:] = torch.as_tensor(fill, dtype=x.dtype).to(x.device).reshape(-1, 1, 1)
+    padded[:, :, pad:pad + h, pad:pad + w] = x
+    padded = padded.reshape(n, c, (h + 2 * pad) * (w + 2 * pad))
     offsets, flips = offsets.to(x.device), flips.to(x.device)
     rows = offsets[:, :1] + torch.arange(h, device=x.device)
     cols = offsets[:, 1:] + torch.arange(w, device=x.device)
@@ -56,10 +72,11 @@ def draw(n: int, generator: torch.Generator, pad: int = PAD, flip: float = 0.5
     return offsets, flips
 
 
-def random_crop_flip(generator: torch.Generator, pad: int = PAD, flip: float = 0.5) -> Augment:
+def random_crop_flip(generator: torch.Generator, pad: int = PAD, flip: float = 0.5,
+                     fill: torch.Tensor | float = 0.0) -> Augment:
     """The augmentation as a function of a batch, drawing its offsets and flips from ``generator``."""
 
     def augment(x: torch.Tensor) -> torch.Tensor:
-        return crop_flip(x, *draw(x.shape[0], generator, pad, flip), pad)
+        return crop_flip(x, *draw(x.shape[0], generator, pad, flip), pad, fill)
 
     return augment
