@@ -257,3 +257,26 @@ def test_form_and_tol_are_checked():
         ll.make_strategy("kfac", tol=1.0)
     assert ll.make_strategy("kfac").threshold == 0.0          # per task: exact products
     assert ll.make_strategy("kfac", form="merged").threshold == MERGED_TOL
+
+
+def test_per_task_form_in_eigenbases_matches_its_exact_products():
+    """tol > 0 applies to the per-task form too (one eigenbasis term per task): at a tiny tol it
+    gives the exact products' value and gradient."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    exact, eigen = strategy(lam=2.0, fisher="empirical"), strategy(lam=2.0, fisher="empirical", tol=1e-12)
+    for task in two_tasks():
+        with torch.no_grad():
+            for p in model.parameters():
+                p += 0.3 * torch.randn_like(p)
+        exact.after_task(model, task)
+        eigen.after_task(model, task)
+    assert [len(terms) for terms in eigen.terms().values()] == [2, 2]
+    grads = []
+    for s in (exact, eigen):
+        term = s.penalty(model)
+        model.zero_grad()
+        term.add_gradient()
+        grads.append((float(term), [p.grad.clone() for p in model.parameters()]))
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-9)
+    assert all(torch.allclose(a, b, rtol=1e-8, atol=1e-12) for a, b in zip(grads[0][1], grads[1][1]))
