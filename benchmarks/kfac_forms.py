@@ -46,6 +46,7 @@ def main() -> None:
         params = dict(parse_param(p) for p in spec.split(",") if p)
         label = "kfac merged" + "".join(f" {k}={v}" for k, v in params.items())
         variants.append((label, "kfac", {"form": "merged", **params}))
+    one_run("naive", 0, 1, {}, validation=args.validation)  # warm-up, not timed: the first run is slower
     runs: list[dict] = []
     for seed in args.seeds:
         for label, method, params in variants:
