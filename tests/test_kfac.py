@@ -137,6 +137,20 @@ def two_tasks() -> list[Task]:
     return tasks
 
 
+def learn_two_tasks(*strategies) -> nn.Module:
+    """A tiny float64 MLP moved before each of ``two_tasks()``, which every strategy learns
+    (``after_task``) at the same weights; returns the model."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    for task in two_tasks():
+        with torch.no_grad():
+            for p in model.parameters():
+                p += 0.3 * torch.randn_like(p)
+        for s in strategies:
+            s.after_task(model, task)
+    return model
+
+
 def column_vec(m: torch.Tensor) -> torch.Tensor:
     """vec(M): the columns stacked, so vec(G M A) = (A ⊗ G) vec(M) for a symmetric A."""
     return m.T.reshape(-1)
@@ -146,16 +160,9 @@ def test_merged_penalty_and_gradient_by_explicit_kronecker_products():
     """Two tasks at different weights; merged: Ā, Ḡ the means of the two tasks' factors (the
     per-task form's, checked by hand above), the anchor the latest weights, and the penalty
     λ vec(ΔW̃)ᵀ (T Ā ⊗ Ḡ) vec(ΔW̃) = λ vec(ΔW̃)ᵀ ((A₁ + A₂) ⊗ (G₁ + G₂) / T) vec(ΔW̃), T = 2."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
     merged = strategy(lam=2.0, fisher="empirical", form="merged", tol=0.0)
     per_task = strategy(fisher="empirical")
-    for task in two_tasks():
-        with torch.no_grad():
-            for p in model.parameters():
-                p += 0.3 * torch.randn_like(p)
-        merged.after_task(model, task)
-        per_task.after_task(model, task)
+    model = learn_two_tasks(merged, per_task)
     assert len(merged.input_factors_) == len(merged.anchors_) == 1
     assert merged.merged_tasks_ == {"0": 2, "2": 2}
     with torch.no_grad():
@@ -262,15 +269,8 @@ def test_form_and_tol_are_checked():
 def test_per_task_form_in_eigenbases_matches_its_exact_products():
     """tol > 0 applies to the per-task form too (one eigenbasis term per task): at a tiny tol it
     gives the exact products' value and gradient."""
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
     exact, eigen = strategy(lam=2.0, fisher="empirical"), strategy(lam=2.0, fisher="empirical", tol=1e-12)
-    for task in two_tasks():
-        with torch.no_grad():
-            for p in model.parameters():
-                p += 0.3 * torch.randn_like(p)
-        exact.after_task(model, task)
-        eigen.after_task(model, task)
+    model = learn_two_tasks(exact, eigen)
     assert [len(terms) for terms in eigen.terms().values()] == [2, 2]
     grads = []
     for s in (exact, eigen):
