@@ -17,6 +17,7 @@ from lifelong.registry import STRATEGIES
 from lifelong.strategies import Strategy
 from lifelong.strategies.base import penalty_value
 from lifelong.strategies.ewc import FISHER_KINDS
+from lifelong.strategies.kfac import FORMS
 
 FAST = ll.TrainConfig(optimizer="adam", lr=0.01, batch_size=32, epochs=1, device="cpu", seed=3)
 
@@ -28,12 +29,13 @@ def penalty_methods() -> list[str]:
 
 
 def variants(name: str) -> list[dict]:
-    """Defaults, and every Fisher kind × per-sample choice where the method has those options."""
+    """Defaults, and every Fisher kind × per-sample choice × form where the method has those options."""
     params = inspect.signature(STRATEGIES.get(name)).parameters
     fisher = FISHER_KINDS if "fisher" in params else (None,)
     per_sample = (True, False) if "per_sample" in params else (None,)
-    return [{k: v for k, v in (("fisher", f), ("per_sample", p)) if v is not None}
-            for f, p in itertools.product(fisher, per_sample)]
+    form = FORMS if "form" in params else (None,)
+    return [{k: v for k, v in (("fisher", f), ("per_sample", p), ("form", m)) if v is not None}
+            for f, p, m in itertools.product(fisher, per_sample, form)]
 
 
 CASES = [pytest.param(n, o, id="-".join([n, *map(str, o.values())])) for n in penalty_methods()
