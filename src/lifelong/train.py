@@ -69,21 +69,41 @@ def train_epoch(
     """
     model.train()
     total, steps = None, 0
+    # hooks the strategy leaves as the base class's no-ops are not called (nor their arguments made)
+    after_forward, read_gradient, after_backward, after_step = (
+        _overridden(strategy, name) for name in ("after_forward", "read_gradient", "after_backward",
+                                                 "after_step"))
     for batch in iterate_batches(data, batch_size, generator, strategy.epoch_repeats(task)):
         seen = batch if augment is None else (augment(batch[0]), batch[1], batch[2])
         loss, outputs, penalty = step_loss(model, strategy, seen, task)
-        strategy.after_forward(model, batch, outputs.detach(), task)
+        if after_forward is not None:
+            after_forward(model, batch, outputs.detach(), task)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        strategy.read_gradient(model)
-        if isinstance(penalty, Penalty):
+        if read_gradient is not None:
+            read_gradient(model)
+        if type(penalty) is not float and isinstance(penalty, Penalty):
             penalty.add_gradient()
-        strategy.after_backward(model)
+        if after_backward is not None:
+            after_backward(model)
         optimizer.step()
-        strategy.after_step(model)
+        if after_step is not None:
+            after_step(model)
         total = loss.detach() if total is None else total + loss.detach()  # no per-step sync
         steps += 1
     return float(total) / steps if steps else 0.0
+
+
+def _overridden(strategy: Strategy, name: str) -> Callable[..., Any] | None:
+    """The strategy's bound hook ``name``, or None when it is ``Strategy``'s own no-op."""
+    hook = getattr(strategy, name)
+    return None if getattr(hook, "__func__", None) is getattr(Strategy, name) else hook
+
+
+def _is_zero(term: Any) -> bool:
+    """A term that adds nothing: the Python 0.0 (or 0) the base hooks return. Adding it to a
+    tensor would cost an operation forward and backward and change no value."""
+    return type(term) in (float, int) and term == 0
 
 
 def step_loss(model: nn.Module, strategy: Strategy, batch: Batch, task: Task
@@ -91,9 +111,13 @@ def step_loss(model: nn.Module, strategy: Strategy, batch: Batch, task: Task
     """What one step minimises: ``loss + extra_loss + penalty`` given the batch's outputs.
     Returns (that loss, the outputs, the penalty — whose gradient a ``Penalty`` adds itself)."""
     outputs = strategy.predict(model, batch[0], batch[2])
-    loss = strategy.loss(model, batch, outputs, task) + strategy.extra_loss(model, batch, outputs, task)
+    loss = strategy.loss(model, batch, outputs, task)
+    extra = strategy.extra_loss(model, batch, outputs, task)
+    if not _is_zero(extra):
+        loss = loss + extra
     penalty = strategy.penalty(model)
-    return loss + penalty_value(penalty), outputs, penalty
+    value = penalty_value(penalty)
+    return (loss if _is_zero(value) else loss + value), outputs, penalty
 
 
 def train_function(model: nn.Module, strategy: Strategy, task: Task, config: TrainConfig,
