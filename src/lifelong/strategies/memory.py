@@ -97,6 +97,8 @@ def reservoir_add(memory: Memory, records: Memory, seen: int, size: int,
     Example ``i`` of the stream (0-based) fills slot ``i`` while the memory is not full, else
     draws ``j`` uniform in ``[0, i]`` and replaces slot ``j`` when ``j < size``. Within a batch a
     later example overwrites an earlier one that drew the same slot, as the sequential algorithm.
+    A full memory is written in place (no copy of the buffer per step): the tensors of ``memory``
+    are those of the memory returned.
     """
     check_fields(memory, records)
     n = memory_size(records)
@@ -121,7 +123,7 @@ def reservoir_add(memory: Memory, records: Memory, seen: int, size: int,
 def _grow(value: torch.Tensor, length: int) -> torch.Tensor:
     extra = length - value.shape[0]
     if extra <= 0:
-        return value.clone()
+        return value  # full: the chosen slots are overwritten in place
     return torch.cat([value, value.new_zeros((extra, *value.shape[1:]))])
 
 
