@@ -15,6 +15,7 @@ Three protocols (``--protocol``):
   MLP 784-100-100-10, SGD 0.1, batch 10, 1 epoch (``preset("gem")``), evaluation after each task.
 
     OMP_NUM_THREADS=1 python benchmarks/framework_overhead.py --protocol all --repeats 5
+    OMP_NUM_THREADS=1 python benchmarks/framework_overhead.py --protocol gem --clock cpu  # shared machine
     python benchmarks/framework_overhead.py --epochs 2 --repeats 3   # homework, 2 epochs
 
 Goal: ratio (library / plain) ≤ 1.03 on each protocol (median of the alternating repeats).
@@ -71,21 +72,23 @@ def plain_loop(stream, model, config: ll.TrainConfig) -> list[list[float]]:
     return matrix
 
 
-def alternate(stream, fresh_model, config: ll.TrainConfig, repeats: int) -> tuple[float, float, bool]:
+def alternate(stream, fresh_model, config: ll.TrainConfig, repeats: int,
+              clock=time.perf_counter) -> tuple[float, float, bool]:
     """(median seconds of lifelong's naive run, of the plain loop, whether their accuracy matrices
-    are identical), the two run alternately ``repeats`` times, each on a fresh model."""
+    are identical), the two run alternately ``repeats`` times, each on a fresh model, timed by
+    ``clock``."""
     times: dict[str, list[float]] = {"lifelong": [], "plain": []}
     matrices = {}
     for _ in range(repeats):
         for name in ("lifelong", "plain"):
             model = fresh_model()
-            start = time.perf_counter()
+            start = clock()
             if name == "lifelong":
                 _, state = run_stream(stream, model, ll.make_strategy("naive"), config)
                 matrices[name] = state.accuracy_matrix
             else:
                 matrices[name] = plain_loop(stream, model, config)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return (statistics.median(times["lifelong"]), statistics.median(times["plain"]),
             matrices["lifelong"] == matrices["plain"])
 
@@ -126,15 +129,20 @@ def main() -> None:
                         help="epochs per task (0: the protocol's: homework 10, small 5, gem 1)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="wall time, or this process's CPU time (steadier on a shared machine; "
+                             "with 1 thread the same work)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"threads {torch.get_num_threads()}, median of {args.repeats} alternating repeats")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"threads {torch.get_num_threads()}, {args.clock} clock, median of {args.repeats} "
+          "alternating repeats")
     print(f"{'protocol':9} {'examples':>9} {'plain s':>8} {'library s':>9} {'ratio':>6}  identical")
     for name in PROTOCOLS if args.protocol == "all" else (args.protocol,):
         stream, fresh_model, config = protocol(name, args.epochs)
         examples = sum(t.x_train.shape[0] for t in stream.tasks) * config.epochs
-        lib, plain, identical = alternate(stream, fresh_model, config, args.repeats)
+        lib, plain, identical = alternate(stream, fresh_model, config, args.repeats, clock)
         print(f"{name:9} {examples:9d} {plain:8.2f} {lib:9.2f} {lib / plain:6.3f}  "
               f"{'yes' if identical else 'NO'}", flush=True)
     print("goal: ratio (library / plain) <= 1.03")

@@ -18,6 +18,7 @@ gradient (two fused passes); EWC, MAS — plus the penalty's value and gradient.
 
     OMP_NUM_THREADS=1 python benchmarks/step_cost.py
     OMP_NUM_THREADS=1 python benchmarks/step_cost.py --methods naive,agem --repeats 9
+    OMP_NUM_THREADS=1 python benchmarks/step_cost.py --clock cpu   # on a shared machine
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--prime", type=int, default=3, help="tasks learned before the timed one")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="wall time, or this process's CPU time (steadier on a shared machine)")
     args = parser.parse_args()
     methods = args.methods.split(",")
     if "naive" not in methods:
@@ -128,17 +131,19 @@ def main() -> None:
             pick = torch.randint(0, stored_x.shape[0], (size,), generator=gen)
             arithmetic_step(name, ref_model, x[idx], y[idx], (stored_x[pick], stored_y[pick]), state)
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.repeats):
         for name in methods:
             for kind, run in (("library", library), ("arithmetic", arithmetic)):
-                start = time.perf_counter()
+                start = clock()
                 run(name)
-                times.setdefault((kind, name), []).append(time.perf_counter() - start)
+                times.setdefault((kind, name), []).append(clock() - start)
     naive = statistics.median(times[("library", "naive")])
     steps = -(-task.x_train.shape[0] // config.batch_size)
     print(f"threads {torch.get_num_threads()}, batch {config.batch_size}, {steps} steps an epoch, "
-          f"median of {args.repeats} alternating repeats; naive {naive / steps * 1e6:.0f} µs a step")
+          f"{args.clock} clock, median of {args.repeats} alternating repeats; "
+          f"naive {naive / steps * 1e6:.0f} µs a step")
     print(f"{'method':8} {'library/naive':>13} {'arithmetic/naive':>16} {'library/arithmetic':>18}")
     for name in methods:
         lib = statistics.median(times[("library", name)])

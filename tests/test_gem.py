@@ -120,6 +120,17 @@ def test_agem_projection_removes_the_conflict_with_the_reference(tiny_domain_str
     assert torch.allclose(projected, g - (g @ g_ref) / (g_ref @ g_ref) * g_ref)
 
 
+def test_agem_reference_batch_draws_from_the_memory_as_it_is_now(tiny_domain_stream):
+    stream = tiny_domain_stream
+    strategy = gem_with_memory("agem", stream, labels_shift=(1,), m=6, ref_batch_size=100)
+    first = strategy.reference_batch()
+    assert sorted(first[2].tolist()) == [0] * 6  # one task stored: its 6 examples, task id 0
+    strategy.after_task(model_for(stream), stream[1])  # a new memory: the rows are found afresh
+    x, y, t = strategy.reference_batch()
+    assert sorted(t.tolist()) == [0] * 6 + [1] * 6
+    assert any(torch.equal(row, first[0][0]) for row in x)
+
+
 def test_agem_formula_on_a_hand_example():
     g, ref = torch.tensor([1.0, -2.0]), torch.tensor([0.0, 1.0])
     assert torch.equal(agem_project(g, ref), torch.tensor([1.0, 0.0]))  # g - (-2/1)·ref

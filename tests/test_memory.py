@@ -89,6 +89,17 @@ def test_reservoir_equals_sequential_algorithm_r_and_never_exceeds_its_size():
     assert buffer["x"].squeeze(1).long().tolist() == sequential_algorithm_r(97, size, uniforms)
 
 
+def test_reservoir_fills_one_storage_for_the_whole_buffer_without_copying_it():
+    gen, buffer, seen = torch.Generator().manual_seed(0), {}, 0
+    buffer, seen = reservoir_add(buffer, items(3), seen, 10, gen)
+    storage = buffer["x"].untyped_storage().data_ptr()
+    for start in range(3, 30, 3):  # filling (3 → 9 rows), then the partly full batch, then full
+        buffer, seen = reservoir_add(buffer, items(3, start), seen, 10, gen)
+        assert buffer["x"].untyped_storage().data_ptr() == storage
+        assert buffer["x"].shape[0] == min(10, seen)
+    assert buffer["x"].squeeze(1).long().unique().numel() == 10  # ten distinct examples kept
+
+
 def test_reservoir_keeps_every_example_with_equal_probability():
     n_total, size, trials = 40, 8, 2500
     gen = torch.Generator().manual_seed(123)

@@ -68,14 +68,15 @@ def train_epoch(
     the batch as drawn (what memories store).
     """
     model.train()
-    total, steps = None, 0
+    losses = []
+    step = loss_function(strategy)
     # hooks the strategy leaves as the base class's no-ops are not called (nor their arguments made)
     after_forward, read_gradient, after_backward, after_step = (
         _overridden(strategy, name) for name in ("after_forward", "read_gradient", "after_backward",
                                                  "after_step"))
     for batch in iterate_batches(data, batch_size, generator, strategy.epoch_repeats(task)):
         seen = batch if augment is None else (augment(batch[0]), batch[1], batch[2])
-        loss, outputs, penalty = step_loss(model, strategy, seen, task)
+        loss, outputs, penalty = step(model, seen, task)
         if after_forward is not None:
             after_forward(model, batch, outputs.detach(), task)
         optimizer.zero_grad(set_to_none=True)
@@ -89,9 +90,9 @@ def train_epoch(
         optimizer.step()
         if after_step is not None:
             after_step(model)
-        total = loss.detach() if total is None else total + loss.detach()  # no per-step sync
-        steps += 1
-    return float(total) / steps if steps else 0.0
+        losses.append(loss.detach())
+    # summed once, in step order (the same float32 sum as a running total; no op and no sync a step)
+    return float(sum(losses)) / len(losses) if losses else 0.0
 
 
 def _overridden(strategy: Strategy, name: str) -> Callable[..., Any] | None:
@@ -110,14 +111,29 @@ def step_loss(model: nn.Module, strategy: Strategy, batch: Batch, task: Task
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float | Penalty]:
     """What one step minimises: ``loss + extra_loss + penalty`` given the batch's outputs.
     Returns (that loss, the outputs, the penalty — whose gradient a ``Penalty`` adds itself)."""
-    outputs = strategy.predict(model, batch[0], batch[2])
-    loss = strategy.loss(model, batch, outputs, task)
-    extra = strategy.extra_loss(model, batch, outputs, task)
-    if not _is_zero(extra):
-        loss = loss + extra
-    penalty = strategy.penalty(model)
-    value = penalty_value(penalty)
-    return (loss if _is_zero(value) else loss + value), outputs, penalty
+    return loss_function(strategy)(model, batch, task)
+
+
+def loss_function(strategy: Strategy) -> Callable[[nn.Module, Batch, Task], tuple[
+        torch.Tensor, torch.Tensor, torch.Tensor | float | Penalty]]:
+    """``step_loss`` for ``strategy``, made once an epoch: ``predict``, ``extra_loss`` and
+    ``penalty`` left as ``Strategy``'s own are not called (the model's outputs, nothing added)."""
+    predict, extra_loss, penalty_of = (_overridden(strategy, name)
+                                       for name in ("predict", "extra_loss", "penalty"))
+    score = strategy.loss
+
+    def step(model: nn.Module, batch: Batch, task: Task):  # type: ignore[no-untyped-def]
+        outputs = model(batch[0]) if predict is None else predict(model, batch[0], batch[2])
+        loss = score(model, batch, outputs, task)
+        if extra_loss is not None:
+            extra = extra_loss(model, batch, outputs, task)
+            if not _is_zero(extra):
+                loss = loss + extra
+        penalty = 0.0 if penalty_of is None else penalty_of(model)
+        value = penalty_value(penalty)
+        return (loss if _is_zero(value) else loss + value), outputs, penalty
+
+    return step
 
 
 def train_function(model: nn.Module, strategy: Strategy, task: Task, config: TrainConfig,

@@ -63,16 +63,27 @@ class AGEM(SeededRandom, Strategy):
 
     def reference_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``ref_batch_size`` examples drawn uniformly from the valid memories of all tasks."""
-        valid = self.memory_["valid"].reshape(-1).nonzero().squeeze(1).cpu()
+        x, y, t, valid = self._flat_memory()
         pick = valid[torch.randperm(valid.numel(), generator=self.rng())[: self.ref_batch_size]]
-        pick = pick.to(self.memory_["y"].device)
-        x = self.memory_["x"].reshape(-1, *self.memory_["x"].shape[2:])
-        return x[pick], self.memory_["y"].reshape(-1)[pick], self.memory_["t"].reshape(-1)[pick]
+        pick = pick.to(y.device)
+        return x[pick], y[pick], t[pick]
 
-    def reference_gradient(self, model: nn.Module) -> torch.Tensor:
+    def _flat_memory(self) -> tuple[torch.Tensor, ...]:
+        """The memory as rows (x, y, t) and the indices of its valid rows, worked out once each
+        time the memory is replaced (after a task, on load), not every step."""
+        mask = self.memory_["valid"]
+        if getattr(self, "_flat", None) is None or self._flat[0] is not mask:
+            x = self.memory_["x"].reshape(-1, *self.memory_["x"].shape[2:])
+            self._flat = (mask, x, self.memory_["y"].reshape(-1), self.memory_["t"].reshape(-1),
+                          mask.reshape(-1).nonzero().squeeze(1).cpu())
+        return self._flat[1:]
+
+    def reference_gradient(self, model: nn.Module, params: list[torch.Tensor] | None = None
+                           ) -> torch.Tensor:
         """g_ref on a reference batch, in the model's mode (training: batch statistics, as the
-        authors' code) with its BatchNorm running statistics kept as they were."""
-        params = list(trainable(model).values())
+        authors' code) with its BatchNorm running statistics kept as they were. ``params``: the
+        trainable parameters (found in ``model`` when not given)."""
+        params = list(trainable(model).values()) if params is None else params
         x, y, t = self.reference_batch()
         with statistics_kept(model):
             loss = F.cross_entropy(self.logits(model, x, t), y)
@@ -84,7 +95,7 @@ class AGEM(SeededRandom, Strategy):
         if not self.memory_:
             return
         params = list(trainable(model).values())
-        g_ref = self.reference_gradient(model)
+        g_ref = self.reference_gradient(model, params)
         g = flat_grad(params)
         projected = agem_project(g, g_ref)
         if projected is not g:

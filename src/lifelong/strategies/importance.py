@@ -167,7 +167,10 @@ class QuadraticPenalty(Strategy):
         return Penalty(self.lam * (total + self.offset_), write)
 
     def read_gradient(self, model: nn.Module) -> None:
-        """``on_task_gradient`` for every parameter with a gradient (the loss's alone)."""
+        """``on_task_gradient`` for every parameter with a gradient (the loss's alone); nothing
+        (not even a walk over the parameters) where it is the no-op below (EWC, MAS, L2, SCP)."""
+        if type(self).on_task_gradient is QuadraticPenalty.on_task_gradient:
+            return
         for n, p in trainable(model).items():
             if p.grad is not None:
                 self.on_task_gradient(n, p)

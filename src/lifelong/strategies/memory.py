@@ -24,6 +24,7 @@ Selection policies (``add_to_memory(policy, ...)``; each returns the new memory)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,34 +98,43 @@ def reservoir_add(memory: Memory, records: Memory, seen: int, size: int,
     Example ``i`` of the stream (0-based) fills slot ``i`` while the memory is not full, else
     draws ``j`` uniform in ``[0, i]`` and replaces slot ``j`` when ``j < size``. Within a batch a
     later example overwrites an earlier one that drew the same slot, as the sequential algorithm.
-    A full memory is written in place (no copy of the buffer per step): the tensors of ``memory``
-    are those of the memory returned.
+    The memory is written in place (no copy of the buffer per step): its tensors are views of
+    storage for ``size`` rows, allocated when it first grows, so the tensors of ``memory`` share
+    their rows with those of the memory returned.
     """
     check_fields(memory, records)
     n = memory_size(records)
-    device = records["y"].device
-    pos = seen + torch.arange(n, dtype=torch.float64)
-    draw = torch.floor(torch.rand(n, generator=generator, dtype=torch.float64) * (pos + 1))
-    slot = torch.where(pos < size, pos, draw).long()
-    keep = slot < size
-    new_len = min(size, seen + n)
+    draws = torch.rand(n, generator=generator, dtype=torch.float64).tolist()
+    last: dict[int, int] = {}  # slot → the batch's last example that drew it (a few per step:
+    for i, draw in enumerate(draws):  # Python numbers cost less than a dozen tensor operations)
+        pos = seen + i
+        slot = pos if pos < size else math.floor(draw * (pos + 1))
+        if slot < size:
+            last[slot] = i
     if not memory:
         memory = {k: v.new_zeros((0, *v.shape[1:])) for k, v in records.items()}
-    grown = {k: _grow(memory[k], new_len) for k in records}
-    last = torch.full((new_len,), -1, dtype=torch.long)
-    last.scatter_reduce_(0, slot[keep], torch.arange(n)[keep], reduce="amax")
-    slots, items = (last >= 0).nonzero().squeeze(1), last[last >= 0]
-    slots, items = slots.to(device), items.to(device)
-    for k, v in records.items():
-        grown[k][slots] = v[items]
+    grown = {k: _grow(memory[k], min(size, seen + n), size) for k in records}
+    if last:
+        device = records["y"].device
+        slots = torch.tensor(list(last), device=device)
+        items = torch.tensor(list(last.values()), device=device)
+        for k, v in records.items():
+            grown[k][slots] = v[items]
     return grown, seen + n
 
 
-def _grow(value: torch.Tensor, length: int) -> torch.Tensor:
-    extra = length - value.shape[0]
-    if extra <= 0:
+def _grow(value: torch.Tensor, length: int, capacity: int) -> torch.Tensor:
+    """``value`` lengthened to ``length`` rows: a longer view of storage for ``capacity`` rows (made
+    once, when ``value`` does not sit at the start of such storage), so filling copies nothing."""
+    if length <= value.shape[0]:
         return value  # full: the chosen slots are overwritten in place
-    return torch.cat([value, value.new_zeros((extra, *value.shape[1:]))])
+    shape = (capacity, *value.shape[1:])
+    if (value.storage_offset() or not value.is_contiguous()
+            or value.untyped_storage().nbytes() != math.prod(shape) * value.element_size()):
+        storage = value.new_zeros(shape)
+        storage[: value.shape[0]] = value
+        value = storage
+    return value.as_strided((length, *shape[1:]), value.stride())
 
 
 # --------------------------------------------------------------------------- by class

@@ -83,7 +83,7 @@ class RWalk(QuadraticPenalty):
         squares.addcmul_(param.grad, param.grad)  # Σ g² over the interval
 
     def after_step(self, model: nn.Module) -> None:
-        self._integral.after_step(model)  # Σ −g·Δθ over the interval (second half)
+        self._integral.after_step()  # Σ −g·Δθ over the interval (second half)
         self._count += 1
         if self._count >= self.interval:
             self._close_interval(model)

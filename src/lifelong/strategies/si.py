@@ -55,7 +55,7 @@ class SI(QuadraticPenalty):
             self._integral.before_step(name, param, path)  # the task gradient, before the penalty's
 
     def after_step(self, model: nn.Module) -> None:
-        self._integral.after_step(model)  # ω += −g·Δθ
+        self._integral.after_step()  # ω += −g·Δθ
 
     def estimate(self, model: nn.Module, task: Task) -> Params:
         omega = {}

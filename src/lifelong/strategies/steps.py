@@ -17,16 +17,13 @@ term carries an error near 10⁻⁷ |θ| / |Δθ| of itself (10⁻⁴ for a weig
 from __future__ import annotations
 
 import torch
-from torch import nn
-
-from .importance import trainable
 
 
 class PathIntegral:
     """Adds −g·Δθ of every optimiser step to the sums the caller passes in."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name → (g, sum)
+        self._pending: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # (θ, g, sum)
 
     def before_step(self, name: str, param: torch.Tensor, total: torch.Tensor) -> None:
         """While ``param.grad`` is the task gradient g: total += g·θ_before, and keep g.
@@ -34,14 +31,14 @@ class PathIntegral:
         A half left open by a loop that skipped ``after_step`` is closed first with the current
         θ — the weights after the step it missed, or unchanged if there was no step (adds 0)."""
         if name in self._pending:
-            grad, open_total = self._pending.pop(name)
+            _, grad, open_total = self._pending.pop(name)
             open_total.addcmul_(grad, param.detach(), value=-1.0)
         total.addcmul_(param.grad, param.detach())
-        self._pending[name] = (param.grad, total)
+        self._pending[name] = (param, param.grad, total)
 
-    def after_step(self, model: nn.Module) -> None:
-        """After the optimiser step: total −= g·θ_after for every weight of ``before_step``."""
-        params = trainable(model)
+    def after_step(self) -> None:
+        """After the optimiser step: total −= g·θ_after for every weight of ``before_step`` (the
+        parameters it was given: no walk over the model)."""
         pending, self._pending = self._pending, {}
-        for name, (grad, total) in pending.items():
-            total.addcmul_(grad, params[name].detach(), value=-1.0)
+        for param, grad, total in pending.values():
+            total.addcmul_(grad, param.detach(), value=-1.0)
