@@ -249,6 +249,7 @@ def test_made_by_name_with_options():
         {"epoch": "all"},
         {"resample": "batch"},
         {"generator_after_last": "no"},
+        {"generator_epoch": "joint"},
     ],
 )
 def test_bad_options_are_one_line_errors(options):
@@ -355,7 +356,8 @@ def test_replay_is_drawn_per_step_epoch_or_task(tiny_class_stream, monkeypatch, 
 def test_replay_size_sets_the_rows_of_an_epochs_replay_set(tiny_class_stream):
     _, strategy = after_first_task(tiny_class_stream, resample="epoch", replay_size=5, epoch="seen")
     # task 1 with epoch="seen": 2 × 80 rows an epoch in 10 batches of 16, each joined by 5 replayed
-    assert strategy.epoch_replay_rows(tiny_class_stream[1]) == 10 * 5
+    task = tiny_class_stream[1]
+    assert strategy.epoch_replay_rows(task, strategy.epoch_repeats(task)) == 10 * 5
 
 
 def test_generator_after_last_false_skips_only_the_last_tasks_generator(tiny_class_stream, monkeypatch):
@@ -374,3 +376,17 @@ def test_generator_after_last_false_skips_only_the_last_tasks_generator(tiny_cla
     longer = split(classes_per_task=1, arrays=tiny_arrays(), scenario="class")
     with pytest.raises(LifelongError, match="generator_after_last=true"):
         skipped.extend(longer, FAST)
+
+
+def test_generator_epoch_sets_the_generators_passes_apart_from_the_learners(tiny_class_stream, monkeypatch):
+    # learner: epoch="seen" passes twice over task 1's 80 inputs (both tasks seen); the generator
+    # with generator_epoch="task" once, so it draws its replay for 4 batches of 24 per epoch
+    config = FAST.__class__(**{**FAST.__dict__, "batch_size": 24})
+    model, strategy = after_first_task(tiny_class_stream, config, epoch="seen", generator_epoch="task")
+    task = tiny_class_stream[1]
+    assert (strategy.epoch_repeats(task), strategy.generator_repeats()) == (2, 1)
+    draws, _ = count_draws(monkeypatch)
+    strategy.after_task(model, task)
+    assert draws == STEPS * 3
+    _, same = after_first_task(tiny_class_stream, config, epoch="seen")
+    assert same.generator_repeats() == 2  # by default as the learner's

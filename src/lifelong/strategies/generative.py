@@ -34,6 +34,20 @@ leave a choice open:
 * Class-incremental: the previous solver's targets cover only the classes it has seen; the new
   classes get target probability 0 (so replayed inputs also learn "not a new class").
 
+Options for time (none changes the method; docs/generative-replay.md, "Time against accuracy"):
+
+* ``resample="step"`` (default) draws every batch's replayed inputs (and the previous learner's
+  targets for them) when the batch comes; ``"epoch"`` draws an epoch's worth in one batch at the
+  epoch's start and hands them out in order — the same distribution, fewer and larger calls;
+  ``"task"`` draws that set once per task and reshuffles it every epoch (a fixed generated
+  set, as a buffer of generated data). The generator's own replay follows the same rule.
+* ``generator_after_last=False`` skips training the generator after the stream's last task,
+  whose samples nothing in the stream replays: the accuracy matrix is the same; the last sample
+  grid is not written, and the strategy cannot go on to new tasks (``extend`` refuses).
+* ``generator_epoch`` (``"task"`` or ``"seen"``; None: as ``epoch``) sets the generator's
+  passes apart from the learner's: ``epoch="seen", generator_epoch="task"`` gives the learner
+  joint's number of steps and the generator one pass over the new task per epoch.
+
 What the condition is: ``condition="class"`` draws replayed inputs uniformly over the classes
 seen before; ``"task"`` draws them uniformly over the earlier tasks (rotations, permutations) and
 gives each its task id, which task-incremental streams need for their heads; ``"none"`` is Shin
@@ -92,6 +106,7 @@ class GenerativeReplay(Strategy):
         epoch: str = "seen",
         resample: str = "step",
         generator_after_last: bool = True,
+        generator_epoch: str | None = None,
     ) -> None:
         check_number("temperature", temperature, inclusive=False)
         if current_weight is not None:  # r of Shin et al.; None: 1/t
@@ -105,12 +120,15 @@ class GenerativeReplay(Strategy):
         check_choice("condition", condition, CONDITIONS)
         check_choice("epoch", epoch, EPOCHS)
         check_choice("resample", resample, RESAMPLES)
+        if generator_epoch is not None:
+            check_choice("generator_epoch", generator_epoch, EPOCHS)
         check_flag("generator_after_last", generator_after_last)
         self.targets, self.temperature, self.current_weight = targets, float(temperature), current_weight
         self.replay_size, self.condition = replay_size, condition
         self.latent_dim, self.hidden = latent_dim, hidden
         self.generator_epochs, self.generator_lr = generator_epochs, float(generator_lr)
         self.epoch, self.resample, self.generator_after_last = epoch, resample, generator_after_last
+        self.generator_epoch = generator_epoch
         self.generator_: dict[str, torch.Tensor] = {}
         self.previous_: dict[str, torch.Tensor] = {}
         self._rng = torch.Generator().manual_seed(0)
@@ -178,7 +196,7 @@ class GenerativeReplay(Strategy):
         device = next(model.parameters()).device
         self._replayer = self._build_generator(device) if self.generator_ else None
         self.previous_ = {k: v.to(device) for k, v in self.previous_.items()}
-        self._pools, self._pool_rows = {}, self.epoch_replay_rows(task)
+        self._pools, self._pool_rows = {}, self.epoch_replay_rows(task, self.epoch_repeats(task))
         return model
 
     # ----------------------------------------------------------------- solver
@@ -186,27 +204,32 @@ class GenerativeReplay(Strategy):
         """With ``epoch="seen"`` an epoch passes over the task's data once per task seen so far,
         so that it makes as many steps as joint training's over the same tasks (the earlier
         tasks' share of every batch coming from the generator instead of stored data); the
-        generator trains on the same passes. Indices repeat, the data is not copied."""
+        generator trains on the same passes unless ``generator_epoch`` says otherwise. Indices
+        repeat, the data is not copied."""
         return self.tasks_learned_ + 1 if self.epoch == "seen" else 1
 
-    def epoch_replay_rows(self, task: Task) -> int:
-        """How many replayed rows one epoch on ``task`` uses: ``replay_size`` per batch, or (by
-        default) as many as the epoch's batches hold — the size of a replay set drawn at once."""
-        n = self.train_data(task)[0].shape[0] * self.epoch_repeats(task)
+    def generator_repeats(self) -> int:
+        """``epoch_repeats`` of the generator: by ``generator_epoch``, or as the learner's."""
+        return self.tasks_learned_ + 1 if (self.generator_epoch or self.epoch) == "seen" else 1
+
+    def epoch_replay_rows(self, task: Task, repeats: int) -> int:
+        """How many replayed rows an epoch of ``repeats`` passes over ``task`` uses: ``replay_size``
+        per batch, or (by default) as many as the batches hold — a replay set drawn at once."""
+        n = self.train_data(task)[0].shape[0] * repeats
         batch_size = getattr(self.config, "batch_size", 128)
         return n if self.replay_size is None else self.replay_size * -(-n // batch_size)
 
-    def _pooled(self, key: str, n: int, draw) -> tuple[torch.Tensor | None, ...]:
-        """The next ``n`` rows of replay set ``key``, whose rows ``draw(rows)`` makes an epoch's
-        worth at a time: once that set is used up, a fresh one (``resample="epoch"``) or the
-        task's first set again, reshuffled (``resample="task"``)."""
+    def _pooled(self, key: str, n: int, size: int, draw) -> tuple[torch.Tensor | None, ...]:
+        """The next ``n`` rows of replay set ``key``, which ``draw(rows)`` makes ``size`` rows (an
+        epoch's worth) at a time: once that set is used up, a fresh one (``resample="epoch"``)
+        or the task's first set again, reshuffled (``resample="task"``)."""
         rows, used = self._pools.get(key, ((), 0))
         if not rows or used + n > rows[0].shape[0]:
             if rows and self.resample == "task" and n <= rows[0].shape[0]:
                 order = torch.randperm(rows[0].shape[0], generator=self._rng).to(rows[0].device)
                 rows = tuple(None if r is None else r[order] for r in rows)
             else:
-                rows = tuple(draw(max(n, self._pool_rows)))
+                rows = tuple(draw(max(n, size)))
             used = 0
         self._pools[key] = (rows, used + n)
         return tuple(None if r is None else r[used:used + n] for r in rows)
@@ -234,7 +257,7 @@ class GenerativeReplay(Strategy):
             raise LifelongError("nothing to replay before the first task has been learned")
         if self.resample == "step":
             return self.draw_replay(model, n)
-        return self._pooled("solver", n, lambda rows: self.draw_replay(model, rows))
+        return self._pooled("solver", n, self._pool_rows, lambda rows: self.draw_replay(model, rows))
 
     def draw_replay(self, model: nn.Module, n: int) -> Batch:
         """``n`` fresh draws of ``replay``: inputs from the generator, labelled by the previous
@@ -302,7 +325,8 @@ class GenerativeReplay(Strategy):
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
         x, y, _ = self.train_data(task)
         x, y = x.to(device), y.to(device)
-        repeats = self.epoch_repeats(task)  # the learner's passes per epoch
+        repeats = self.generator_repeats()  # passes per epoch, as the learner's by default
+        rows = self.epoch_replay_rows(task, repeats)
         cond = {
             "class": y,
             "none": None,
@@ -318,7 +342,7 @@ class GenerativeReplay(Strategy):
             for idx in batches:
                 loss = vae.loss(x[idx], None if cond is None else cond[idx], self._rng).mean()
                 if self._replayer is not None:
-                    xr, c = self.generator_replay(self.replay_size or len(idx))
+                    xr, c = self.generator_replay(self.replay_size or len(idx), rows)
                     loss = r * loss + (1 - r) * vae.loss(xr, c, self._rng).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -330,15 +354,15 @@ class GenerativeReplay(Strategy):
         self._pools = {}
         return losses
 
-    def generator_replay(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def generator_replay(self, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` of the previous generator's samples and their conditions, for the generator's
-        own replay: drawn now or taken from a replay set (``resample``)."""
+        own replay: drawn now or taken from a replay set of ``size`` rows (``resample``)."""
 
         def draw(rows: int) -> tuple[torch.Tensor, torch.Tensor | None]:
             cond = self._draw_conditions(rows)
             return self._replayer.sample(rows, cond, self._rng), cond
 
-        return draw(n) if self.resample == "step" else self._pooled("generator", n, draw)
+        return draw(n) if self.resample == "step" else self._pooled("generator", n, size, draw)
 
     def _build_generator(self, device: torch.device | str = "cpu") -> VAE:
         """The generator as a module: a copy of ``generator_``, or (before the first task) a
