@@ -8,7 +8,7 @@ time (``time.process_time``, the fairer measure on a loaded machine) and the wal
 ``--matrices`` each run's accuracy matrix.
 
     OMP_NUM_THREADS=1 python benchmarks/generative_replay_speed.py --seeds 0 1 2
-    OMP_NUM_THREADS=1 python benchmarks/generative_replay_speed.py --variants naive fast --seeds 0
+    OMP_NUM_THREADS=1 python benchmarks/generative_replay_speed.py --variants naive fast --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/generative_replay_speed.py --profile fast   # cProfile top
 
 Numbers and what they mean: docs/generative-replay.md ("Time against accuracy").
@@ -26,12 +26,14 @@ from framework_overhead import protocol  # the small-MLP protocol, shared
 
 import lifelong as ll
 from lifelong.metrics import all_metrics
+from lifelong.strategies.importance import hyperparameter_preset
 from lifelong.train import run_stream
 
 VARIANTS: dict[str, tuple[str, dict]] = {
     "naive": ("naive", {}),
     "default": ("generative-replay", {}),
     "task": ("generative-replay", {"epoch": "task"}),
+    "fast": ("generative-replay", hyperparameter_preset("fast", "generative-replay")),
 }
 """Name → (strategy, hyper-parameters); ``--variant NAME=JSON`` adds more."""
 
@@ -128,7 +130,7 @@ def plot(source: str, out: str) -> None:
     for name, rows in runs.items():
         cpu = statistics.median(r["cpu_s"] for r in rows)
         acc = statistics.mean(r["acc"] for r in rows)
-        ax.scatter(cpu, acc, color="gray" if name in VARIANTS else "tab:blue")
+        ax.scatter(cpu, acc, color="gray" if name in ("default", "task") else "tab:blue")
         ax.annotate(name, (cpu, acc), textcoords="offset points", xytext=(4, 4), fontsize=8)
     seeds = sorted({r["seed"] for rows in runs.values() for r in rows})
     ax.set_xlabel("CPU seconds per run (one thread, median)")
