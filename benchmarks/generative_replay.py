@@ -11,6 +11,9 @@ CPU core):
     OMP_NUM_THREADS=1 python benchmarks/generative_replay.py --part a b --seeds 0 1 2
 Quick run:
     OMP_NUM_THREADS=1 python benchmarks/generative_replay.py --part a --seeds 0
+The "fast" hyper-parameter preset on (a), beside naive only:
+    OMP_NUM_THREADS=1 python benchmarks/generative_replay.py --part a --seeds 0 --targets \
+        --params '{"epoch": "task", "resample": "epoch", "generator_after_last": false, "hidden": [256]}'
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ def run_one(
     stream = lifelong.make_benchmark(benchmark, **options)
     torch.manual_seed(seed)
     model = make_model("mlp", stream.input_shape, stream.num_classes)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     _, result = lifelong.fit(stream, model, lifelong.make_strategy(strategy, **params), train)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
         "strategy": strategy,
         "params": params,
@@ -46,6 +49,7 @@ def run_one(
         "acc": result.metrics["acc"],
         "bwt": result.metrics["bwt"],
         "seconds": seconds,
+        "cpu_s": cpu,
         "last_row": [round(a, 3) for a in result.accuracy_matrix[-1]],
         "memory_mb": result.memory_bytes[-1] / 2**20,
     }
@@ -78,7 +82,10 @@ def main() -> None:
     parser.add_argument("--part", nargs="+", default=["a", "b"], choices=["a", "b"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--targets", nargs="+", default=["hard", "soft"], choices=["hard", "soft"])
+    parser.add_argument("--targets", nargs="*", default=["hard", "soft"], choices=["hard", "soft"],
+                        help="the defaults with these targets (none: only --params' variants)")
+    parser.add_argument("--params", action="append", default=[], type=json.loads, metavar="JSON",
+                        help='another generative-replay variant, e.g. \'{"epoch": "task"}\'')
     parser.add_argument("--generator-epochs", type=int, default=None)
     parser.add_argument("--generator-lr", type=float, default=None)
     parser.add_argument("--skip-joint", action="store_true", help="(b) without the joint run")
@@ -87,6 +94,7 @@ def main() -> None:
     gen = {"generator_epochs": args.generator_epochs} if args.generator_epochs else {}
     gen |= {"generator_lr": args.generator_lr} if args.generator_lr else {}
     replay = [("generative-replay", {"targets": t, **gen}) for t in args.targets]
+    replay += [("generative-replay", params) for params in args.params]
     more = [  # one pass over the new task per epoch (Shin et al.), at both generator rates
         ("generative-replay", {"targets": "soft", "epoch": "task", "generator_lr": 1e-3}),
         ("generative-replay", {"targets": "soft", "epoch": "task"}),

@@ -14,11 +14,12 @@ from safetensors.torch import load_file, save_file
 
 import lifelong
 from lifelong.batches import iterate_batches
-from lifelong.data import rotated
+from lifelong.data import rotated, split
 from lifelong.errors import LifelongError
 from lifelong.models import make_model
 from lifelong.models.vae import VAE, sample_grid_png
 from lifelong.strategies.generative import GenerativeReplay
+from lifelong.train import train_epoch
 
 SMALL = {"hidden": (32,), "latent_dim": 4}
 FAST = lifelong.TrainConfig(lr=1e-2, epochs=3, batch_size=16, device="cpu", eval_every_epoch=False)
@@ -35,10 +36,10 @@ def fit(stream, config=FAST, run_dir=None, **params):
     return model, strategy, result
 
 
-def after_first_task(stream, **params):
+def after_first_task(stream, config=FAST, **params):
     """A strategy that has learned task 0 (generator included) and is about to start task 1."""
     model, strategy = small_model(stream), GenerativeReplay(**{**SMALL, **params})
-    strategy.setup(stream, FAST)
+    strategy.setup(stream, config)
     strategy.before_task(model, stream[0])
     strategy.after_task(model, stream[0])
     strategy.tasks_learned_ = 1  # as the loop does after each task
@@ -102,8 +103,9 @@ def test_save_and_load_give_identical_samples(tiny_class_stream, tmp_path):
 
 
 # ----------------------------------------------------------------------------- the solver
-def test_replayed_labels_come_from_the_previous_learner(tiny_class_stream):
-    model, strategy = after_first_task(tiny_class_stream, targets="hard")
+@pytest.mark.parametrize("resample", ["step", "epoch", "task"])
+def test_replayed_labels_come_from_the_previous_learner(tiny_class_stream, resample):
+    model, strategy = after_first_task(tiny_class_stream, targets="hard", resample=resample)
     previous = copy.deepcopy(model)
     with torch.no_grad():  # the current learner now votes class 3 for everything
         model.net[-1].bias.copy_(torch.tensor([0.0, 0.0, 0.0, 100.0]))
@@ -214,9 +216,10 @@ def test_memory_is_the_generator_and_previous_learner(tiny_class_stream):
     assert result.memory_bytes == [expected, expected]
 
 
-def test_same_seed_same_numbers(tiny_domain_stream):
-    _, first, a = fit(tiny_domain_stream, targets="soft")
-    _, second, b = fit(tiny_domain_stream, targets="soft")
+@pytest.mark.parametrize("options", [{}, {"resample": "epoch"}, {"resample": "task", "epoch": "task"}])
+def test_same_seed_same_numbers(tiny_domain_stream, options):
+    _, first, a = fit(tiny_domain_stream, targets="soft", **options)
+    _, second, b = fit(tiny_domain_stream, targets="soft", **options)
     assert a.accuracy_matrix == b.accuracy_matrix
     assert all(torch.equal(first.generator_[k], second.generator_[k]) for k in first.generator_)
     assert torch.equal(first.sample(5, seed=0), second.sample(5, seed=0))
@@ -244,6 +247,9 @@ def test_made_by_name_with_options():
         {"hidden": [400, "x"]},
         {"hidden": [0]},
         {"epoch": "all"},
+        {"resample": "batch"},
+        {"generator_after_last": "no"},
+        {"generator_epoch": "joint"},
     ],
 )
 def test_bad_options_are_one_line_errors(options):
@@ -271,7 +277,8 @@ def test_sample_grid_renders_images_and_vectors(shape):
     assert picture.ndim == 3 and min(picture.shape[:2]) > 20
 
 
-def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"resample": "epoch", "generator_after_last": False}])
+def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path, options):
     from conftest import Interrupt, idx_folder, stop_at
 
     from lifelong import checkpoint
@@ -282,7 +289,7 @@ def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
         strategy="generative-replay",
         model_options={"hidden": [16]},
         benchmark_options={"source": str(source), "classes_per_task": 1, "scenario": "class"},
-        strategy_options={"hidden": [32], "latent_dim": 4, "targets": "soft"},
+        strategy_options={"hidden": [32], "latent_dim": 4, "targets": "soft", **options},
         train=lifelong.TrainConfig(epochs=2, lr=0.01, batch_size=16, device="cpu"),
     )
     whole = lifelong.run(cfg, out=tmp_path / "whole")
@@ -293,6 +300,93 @@ def test_interrupted_run_resumes_to_identical_numbers_and_samples(tmp_path):
     resumed = lifelong.run(cfg, out=tmp_path / "cut")
     assert resumed.extra["resumed_after_task"] == 2
     assert resumed.accuracy_matrix == whole.accuracy_matrix
-    for task in range(4):  # the grids after every task, before and after the interruption
+    grids = 4 if not options else 3  # none after the last task when its generator is skipped
+    assert len(list((tmp_path / "whole" / cfg.run_id()).glob("samples_task*.png"))) == grids
+    for task in range(grids):  # the grids after every task, before and after the interruption
         name = f"samples_task{task}.png"
         assert (run_dir / name).read_bytes() == (tmp_path / "whole" / cfg.run_id() / name).read_bytes()
+
+
+# ----------------------------------------------------------------------------- replay sets
+def count_draws(monkeypatch):
+    """Record the size of every ``VAE.sample`` call and every previous-learner labelling."""
+    from lifelong.strategies import generative
+
+    draws, labels = [], []
+    sample, outputs_of = VAE.sample, generative.outputs_of
+    monkeypatch.setattr(VAE, "sample", lambda self, n, *a: draws.append(n) or sample(self, n, *a))
+    monkeypatch.setattr(generative, "outputs_of",
+                        lambda m, w, x: labels.append(len(x)) or outputs_of(m, w, x))
+    return draws, labels
+
+
+STEPS = [24] * 3 + [8]  # the batches of an epoch over 80 inputs
+DRAWS = {"step": STEPS * 3, "epoch": [80] * 3, "task": [80]}
+
+
+@pytest.mark.parametrize("resample", ["step", "epoch", "task"])
+def test_replay_is_drawn_per_step_epoch_or_task(tiny_class_stream, monkeypatch, resample):
+    # task 1 of the tiny stream: 80 training inputs, batch 24 → 4 steps an epoch (the last of 8),
+    # 3 epochs for the learner and for the generator; each draws its replay per step, once per
+    # epoch (an epoch's 80 rows) or once per task (the same 80 rows every epoch, reshuffled)
+    task = tiny_class_stream[1]
+    assert task.x_train.shape[0] == 80
+    config = FAST.__class__(**{**FAST.__dict__, "batch_size": 24})
+    model, strategy = after_first_task(tiny_class_stream, config, resample=resample, epoch="task")
+    draws, labels = count_draws(monkeypatch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(0)
+    replayed = []
+    replay = strategy.replay
+    strategy.replay = lambda m, n: (lambda b: replayed.append(b[0]) or b)(replay(m, n))
+    for _ in range(3):
+        train_epoch(model, strategy, optimizer, task, strategy.train_data(task), 24, gen)
+    assert draws == labels == DRAWS[resample]
+    epochs = [torch.cat(replayed[i:i + 4]) for i in (0, 4, 8)]
+    assert [len(e) for e in epochs] == [80] * 3  # every batch joined by as many replayed rows
+    if resample != "step":  # an epoch's replayed rows are its replay set, each row once
+        sets = [e.flatten(1).sum(1).sort().values for e in epochs]
+        assert torch.equal(sets[0], sets[1]) == (resample == "task")  # the task's set again…
+        assert not torch.equal(epochs[0], epochs[1])  # …in a new order
+    draws.clear()
+    strategy.after_task(model, task)  # the generator replays its own samples the same way
+    assert draws == DRAWS[resample]
+
+
+def test_replay_size_sets_the_rows_of_an_epochs_replay_set(tiny_class_stream):
+    _, strategy = after_first_task(tiny_class_stream, resample="epoch", replay_size=5, epoch="seen")
+    # task 1 with epoch="seen": 2 × 80 rows an epoch in 10 batches of 16, each joined by 5 replayed
+    task = tiny_class_stream[1]
+    assert strategy.epoch_replay_rows(task, strategy.epoch_repeats(task)) == 10 * 5
+
+
+def test_generator_after_last_false_skips_only_the_last_tasks_generator(tiny_class_stream, monkeypatch):
+    trained = []
+    train_generator = GenerativeReplay.train_generator
+    monkeypatch.setattr(GenerativeReplay, "train_generator", lambda self, task, device:
+                        trained.append(task.id) or train_generator(self, task, device))
+    model, skipped, a = fit(tiny_class_stream, generator_after_last=False)
+    assert trained == [0]
+    trained.clear()
+    _, full, b = fit(tiny_class_stream)
+    assert trained == [0, 1]
+    assert a.accuracy_matrix == b.accuracy_matrix  # the learner never replays the last generator
+    assert not all(torch.equal(skipped.generator_[k], full.generator_[k]) for k in full.generator_)
+    assert skipped.artifacts(model, tiny_class_stream[1]) == {}
+    longer = split(classes_per_task=1, arrays=tiny_arrays(), scenario="class")
+    with pytest.raises(LifelongError, match="generator_after_last=true"):
+        skipped.extend(longer, FAST)
+
+
+def test_generator_epoch_sets_the_generators_passes_apart_from_the_learners(tiny_class_stream, monkeypatch):
+    # learner: epoch="seen" passes twice over task 1's 80 inputs (both tasks seen); the generator
+    # with generator_epoch="task" once, so it draws its replay for 4 batches of 24 per epoch
+    config = FAST.__class__(**{**FAST.__dict__, "batch_size": 24})
+    model, strategy = after_first_task(tiny_class_stream, config, epoch="seen", generator_epoch="task")
+    task = tiny_class_stream[1]
+    assert (strategy.epoch_repeats(task), strategy.generator_repeats()) == (2, 1)
+    draws, _ = count_draws(monkeypatch)
+    strategy.after_task(model, task)
+    assert draws == STEPS * 3
+    _, same = after_first_task(tiny_class_stream, config, epoch="seen")
+    assert same.generator_repeats() == 2  # by default as the learner's

@@ -265,6 +265,8 @@ def test_presets():
     assert hyperparameter_preset("course", "ewc") == {"lam": 100.0}
     assert hyperparameter_preset("course", "si") == {"lam": 1.0, "xi": 0.1}
     assert hyperparameter_preset("course", "l2") == {}
+    assert hyperparameter_preset("fast", "ewc") == {}  # fast names only generative-replay
+    assert hyperparameter_preset("fast", "generative-replay")["generator_after_last"] is False
     with pytest.raises(LifelongError, match="unknown hyper-parameter preset"):
         hyperparameter_preset("nope", "ewc")
     for preset, table in HYPERPARAMETER_PRESETS.items():

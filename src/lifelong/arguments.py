@@ -15,7 +15,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "(ewc+replay: combined, options as --param ewc.lam=1000)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--preset", help="training protocol: homework (default) or gem")
-    p.add_argument("--hparams", help="hyper-parameter preset of the methods: course or tuned")
+    p.add_argument("--hparams", help="hyper-parameter preset of the methods: course, tuned or fast")
     p.add_argument("--optimizer", help="adam or sgd")
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int, dest="batch_size")
@@ -67,7 +67,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                    help="hyper-parameter of one method, e.g. ewc.lam=100")
     for flag, text in (("--model", MODEL_HELP),
                        ("--preset", "training protocol: homework (default) or gem"),
-                       ("--hparams", "hyper-parameter preset of the methods: tuned (default) or course"),
+                       ("--hparams", "methods' hyper-parameter preset: tuned (default), course or fast"),
                        ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
                        ("--data", DATA_HELP),
                        ("--scenario", "domain, task or class (what the benchmark allows)")):

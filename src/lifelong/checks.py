@@ -74,3 +74,10 @@ def check_choice(name: str, value: Any, choices: Sequence[str], prefix: str = "h
     if not isinstance(value, str) or value not in choices:
         raise LifelongError(f"{prefix} {name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def check_flag(name: str, value: Any, prefix: str = "hyper-parameter") -> bool:
+    """``value`` if it is True or False; else a LifelongError."""
+    if not isinstance(value, bool):
+        raise LifelongError(f"{prefix} {name} must be true or false, got {value!r}")
+    return value

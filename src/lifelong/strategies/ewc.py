@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_choice, check_count
+from ..checks import check_choice, check_count, check_flag
 from ..data.streams import Task
-from ..errors import LifelongError
 from ..registry import STRATEGIES
 from .gradient_stats import per_sample_gradient_stat
 from .importance import Params, QuadraticPenalty, trainable
@@ -45,8 +44,7 @@ class EWC(QuadraticPenalty):
                  samples: int | None = None, batch_size: int = 128, merge: str | None = None,
                  gamma: float = 1.0) -> None:
         super().__init__(lam, merge, gamma)
-        if not isinstance(per_sample, bool):
-            raise LifelongError(f"per_sample must be true or false, got {per_sample!r}")
+        check_flag("per_sample", per_sample)
         self.fisher = check_choice("fisher", fisher, FISHER_KINDS)
         self.per_sample = per_sample
         self.samples = check_count("samples", samples, allow_none=True)

@@ -34,6 +34,20 @@ leave a choice open:
 * Class-incremental: the previous solver's targets cover only the classes it has seen; the new
   classes get target probability 0 (so replayed inputs also learn "not a new class").
 
+Options for time (none changes the method; docs/generative-replay.md, "Time against accuracy"):
+
+* ``resample="step"`` (default) draws every batch's replayed inputs (and the previous learner's
+  targets for them) when the batch comes; ``"epoch"`` draws an epoch's worth in one batch at the
+  epoch's start and hands them out in order — the same distribution, fewer and larger calls;
+  ``"task"`` draws that set once per task and reshuffles it every epoch (a fixed generated
+  set, as a buffer of generated data). The generator's own replay follows the same rule.
+* ``generator_after_last=False`` skips training the generator after the stream's last task,
+  whose samples nothing in the stream replays: the accuracy matrix is the same; the last sample
+  grid is not written, and the strategy cannot go on to new tasks (``extend`` refuses).
+* ``generator_epoch`` (``"task"`` or ``"seen"``; None: as ``epoch``) sets the generator's
+  passes apart from the learner's: ``epoch="seen", generator_epoch="task"`` gives the learner
+  joint's number of steps and the generator one pass over the new task per epoch.
+
 What the condition is: ``condition="class"`` draws replayed inputs uniformly over the classes
 seen before; ``"task"`` draws them uniformly over the earlier tasks (rotations, permutations) and
 gives each its task id, which task-incremental streams need for their heads; ``"none"`` is Shin
@@ -55,7 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_choice, check_count, check_counts, check_number
+from ..checks import check_choice, check_count, check_counts, check_flag, check_number
 from ..data.streams import Stream, Task
 from ..errors import LifelongError
 from ..models.heads import mask_logits
@@ -67,6 +81,7 @@ from .base import Batch, Strategy, TrainFunction
 CONDITIONS = ("auto", "class", "task", "none")
 TARGETS = ("hard", "soft")
 EPOCHS = ("task", "seen")
+RESAMPLES = ("step", "epoch", "task")
 
 
 @STRATEGIES.register(
@@ -89,6 +104,9 @@ class GenerativeReplay(Strategy):
         generator_epochs: int | None = None,
         generator_lr: float = 3e-3,
         epoch: str = "seen",
+        resample: str = "step",
+        generator_after_last: bool = True,
+        generator_epoch: str | None = None,
     ) -> None:
         check_number("temperature", temperature, inclusive=False)
         if current_weight is not None:  # r of Shin et al.; None: 1/t
@@ -101,15 +119,22 @@ class GenerativeReplay(Strategy):
         check_choice("targets", targets, TARGETS)
         check_choice("condition", condition, CONDITIONS)
         check_choice("epoch", epoch, EPOCHS)
+        check_choice("resample", resample, RESAMPLES)
+        if generator_epoch is not None:
+            check_choice("generator_epoch", generator_epoch, EPOCHS)
+        check_flag("generator_after_last", generator_after_last)
         self.targets, self.temperature, self.current_weight = targets, float(temperature), current_weight
         self.replay_size, self.condition = replay_size, condition
         self.latent_dim, self.hidden = latent_dim, hidden
         self.generator_epochs, self.generator_lr = generator_epochs, float(generator_lr)
-        self.epoch = epoch
+        self.epoch, self.resample, self.generator_after_last = epoch, resample, generator_after_last
+        self.generator_epoch = generator_epoch
         self.generator_: dict[str, torch.Tensor] = {}
         self.previous_: dict[str, torch.Tensor] = {}
         self._rng = torch.Generator().manual_seed(0)
         self._replayer: VAE | None = None
+        self._pools: dict[str, tuple[tuple[torch.Tensor | None, ...], int]] = {}
+        self._pool_rows = 0
 
     # ----------------------------------------------------------------- setup
     def setup(self, stream: Stream, config) -> None:
@@ -119,7 +144,13 @@ class GenerativeReplay(Strategy):
         self.generator_, self.previous_, self.generator_loss_ = {}, {}, []
 
     def extend(self, stream: Stream, config) -> None:
-        """Going on to new tasks keeps the generator; its condition input must keep its size."""
+        """Going on to new tasks keeps the generator; its condition input must keep its size, and
+        it must have learned the last task."""
+        if not self.generator_after_last:
+            raise LifelongError(
+                "generative-replay ran with generator_after_last=false, so its generator never learned "
+                "the last task and cannot replay it on new tasks; train with generator_after_last=true "
+                "(the default) to go on")
         if self.condition_ == "task" and len(stream) != self.num_conditions_:
             raise LifelongError(
                 f"generative-replay's generator is conditioned on the {self.num_conditions_} tasks it "
@@ -165,6 +196,7 @@ class GenerativeReplay(Strategy):
         device = next(model.parameters()).device
         self._replayer = self._build_generator(device) if self.generator_ else None
         self.previous_ = {k: v.to(device) for k, v in self.previous_.items()}
+        self._pools, self._pool_rows = {}, self.epoch_replay_rows(task, self.epoch_repeats(task))
         return model
 
     # ----------------------------------------------------------------- solver
@@ -172,8 +204,35 @@ class GenerativeReplay(Strategy):
         """With ``epoch="seen"`` an epoch passes over the task's data once per task seen so far,
         so that it makes as many steps as joint training's over the same tasks (the earlier
         tasks' share of every batch coming from the generator instead of stored data); the
-        generator trains on the same passes. Indices repeat, the data is not copied."""
+        generator trains on the same passes unless ``generator_epoch`` says otherwise. Indices
+        repeat, the data is not copied."""
         return self.tasks_learned_ + 1 if self.epoch == "seen" else 1
+
+    def generator_repeats(self) -> int:
+        """``epoch_repeats`` of the generator: by ``generator_epoch``, or as the learner's."""
+        return self.tasks_learned_ + 1 if (self.generator_epoch or self.epoch) == "seen" else 1
+
+    def epoch_replay_rows(self, task: Task, repeats: int) -> int:
+        """How many replayed rows an epoch of ``repeats`` passes over ``task`` uses: ``replay_size``
+        per batch, or (by default) as many as the batches hold — a replay set drawn at once."""
+        n = self.train_data(task)[0].shape[0] * repeats
+        batch_size = getattr(self.config, "batch_size", 128)
+        return n if self.replay_size is None else self.replay_size * -(-n // batch_size)
+
+    def _pooled(self, key: str, n: int, size: int, draw) -> tuple[torch.Tensor | None, ...]:
+        """The next ``n`` rows of replay set ``key``, which ``draw(rows)`` makes ``size`` rows (an
+        epoch's worth) at a time: once that set is used up, a fresh one (``resample="epoch"``)
+        or the task's first set again, reshuffled (``resample="task"``)."""
+        rows, used = self._pools.get(key, ((), 0))
+        if not rows or used + n > rows[0].shape[0]:
+            if rows and self.resample == "task" and n <= rows[0].shape[0]:
+                order = torch.randperm(rows[0].shape[0], generator=self._rng).to(rows[0].device)
+                rows = tuple(None if r is None else r[order] for r in rows)
+            else:
+                rows = tuple(draw(max(n, size)))
+            used = 0
+        self._pools[key] = (rows, used + n)
+        return tuple(None if r is None else r[used:used + n] for r in rows)
 
     def current_share(self) -> float:
         """r: the weight of the current task's loss (1/t by default, t counting this task)."""
@@ -192,9 +251,17 @@ class GenerativeReplay(Strategy):
 
     def replay(self, model: nn.Module, n: int) -> Batch:
         """``n`` generated inputs, their task ids, and the previous learner's targets for them
-        (hard labels, or soft-target probabilities at ``temperature``)."""
+        (hard labels, or soft-target probabilities at ``temperature``): drawn now
+        (``resample="step"``) or taken from the epoch's or the task's replay set."""
         if self._replayer is None:
             raise LifelongError("nothing to replay before the first task has been learned")
+        if self.resample == "step":
+            return self.draw_replay(model, n)
+        return self._pooled("solver", n, self._pool_rows, lambda rows: self.draw_replay(model, rows))
+
+    def draw_replay(self, model: nn.Module, n: int) -> Batch:
+        """``n`` fresh draws of ``replay``: inputs from the generator, labelled by the previous
+        learner in one batch."""
         cond = self._draw_conditions(n)
         x = self._replayer.sample(n, cond, self._rng)
         if self.condition_ == "task":
@@ -236,22 +303,30 @@ class GenerativeReplay(Strategy):
     # ----------------------------------------------------------------- generator
     def after_task(self, model: nn.Module, task: Task, train: TrainFunction | None = None) -> None:
         device = next(model.parameters()).device
-        self.train_generator(task, device)
+        if self.trains_generator_after(task):
+            self.train_generator(task, device)
         self.previous_ = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.seen_classes_ = self.seen_classes_.clone()
         self.seen_classes_[list(task.classes)] = True
+
+    def trains_generator_after(self, task: Task) -> bool:
+        """Whether the generator learns ``task``: always, but after the stream's last task when
+        ``generator_after_last`` is false (nothing is replayed after it within this stream)."""
+        return self.generator_after_last or task.id < self.num_tasks_ - 1
 
     def train_generator(self, task: Task, device: torch.device) -> list[float]:
         """Fit the generator to ``task``'s inputs mixed with its own earlier samples (weighted
         r and 1 − r as the solver); returns (and keeps) the mean loss of each epoch."""
         from ..batches import batch_indices  # the loop's shuffling
 
+        self._pools = {}  # the learner's replay set is no longer needed
         vae = self._build_generator(device)
         vae.train()
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.generator_lr)
         x, y, _ = self.train_data(task)
         x, y = x.to(device), y.to(device)
-        repeats = self.epoch_repeats(task)  # the learner's passes per epoch
+        repeats = self.generator_repeats()  # passes per epoch, as the learner's by default
+        rows = self.epoch_replay_rows(task, repeats)
         cond = {
             "class": y,
             "none": None,
@@ -267,9 +342,7 @@ class GenerativeReplay(Strategy):
             for idx in batches:
                 loss = vae.loss(x[idx], None if cond is None else cond[idx], self._rng).mean()
                 if self._replayer is not None:
-                    n = self.replay_size or len(idx)
-                    c = self._draw_conditions(n)
-                    xr = self._replayer.sample(n, c, self._rng)
+                    xr, c = self.generator_replay(self.replay_size or len(idx), rows)
                     loss = r * loss + (1 - r) * vae.loss(xr, c, self._rng).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -278,7 +351,18 @@ class GenerativeReplay(Strategy):
             losses.append(float(total) / max(1, len(batches)))
         self.generator_ = {k: v.detach().cpu().clone() for k, v in vae.state_dict().items()}
         self.generator_loss_ = losses
+        self._pools = {}
         return losses
+
+    def generator_replay(self, n: int, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` of the previous generator's samples and their conditions, for the generator's
+        own replay: drawn now or taken from a replay set of ``size`` rows (``resample``)."""
+
+        def draw(rows: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+            cond = self._draw_conditions(rows)
+            return self._replayer.sample(rows, cond, self._rng), cond
+
+        return draw(n) if self.resample == "step" else self._pooled("generator", n, size, draw)
 
     def _build_generator(self, device: torch.device | str = "cpu") -> VAE:
         """The generator as a module: a copy of ``generator_``, or (before the first task) a
@@ -310,8 +394,9 @@ class GenerativeReplay(Strategy):
         return vae.sample(n, conditions, rng)
 
     def artifacts(self, model: nn.Module, task: Task) -> dict[str, bytes]:
-        """A PNG grid of generated samples after each task: one row per seen class/task."""
-        if not self.generator_:
+        """A PNG grid of generated samples after each task: one row per seen class/task (none
+        after a task the generator did not learn, see ``generator_after_last``)."""
+        if not self.generator_ or not self.trains_generator_after(task):
             return {}
         per_row = 8
         if self.condition_ == "none":

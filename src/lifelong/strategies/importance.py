@@ -52,6 +52,10 @@ HYPERPARAMETER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "rwalk": {"lam": 10000.0},
         "scp": {"lam": 3000.0, "slices": 100},
     },
+    "fast": {  # less time for a little accuracy (docs/generative-replay.md, "Time against accuracy")
+        "generative-replay": {"epoch": "task", "resample": "epoch", "generator_after_last": False,
+                              "hidden": [256]},
+    },
 }
 
 
