@@ -10,19 +10,43 @@ from .models.modes import eval_mode
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, strategy, task: Task, batch_size: int = 2048) -> float:
-    """Fraction of ``task``'s test examples classified correctly (task-aware where it applies)."""
-    correct = 0
+def accuracies(model: nn.Module, strategy, task: Task, task_il: bool = False,
+               batch_size: int = 2048) -> tuple[float, float | None]:
+    """(accuracy, task-incremental accuracy) on ``task``'s test examples, in one forward pass.
+
+    The first is the strategy's prediction (task-aware where it applies); with ``task_il`` the
+    second is the same outputs' argmax over ``task.classes`` only (the others masked: the task
+    identity given at test time), else None — a class-incremental run's task-IL score."""
+    correct, correct_til = 0, 0
     x, y = task.x_test, task.y_test
     t = task.test_ids().to(x.device)
+    outside = None
     with eval_mode(model):
         for start in range(0, x.shape[0], batch_size):
             sl = slice(start, start + batch_size)
-            pred = strategy.logits(model, x[sl], t[sl]).argmax(dim=1)
-            correct += int((pred == y[sl]).sum())
-    return correct / max(1, x.shape[0])
+            logits = strategy.logits(model, x[sl], t[sl])
+            correct += int((logits.argmax(dim=1) == y[sl]).sum())
+            if task_il:
+                if outside is None:
+                    outside = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
+                    outside[list(task.classes)] = False
+                masked = logits.masked_fill(outside, float("-inf"))
+                correct_til += int((masked.argmax(dim=1) == y[sl]).sum())
+    n = max(1, x.shape[0])
+    return correct / n, (correct_til / n if task_il else None)
+
+
+def accuracy(model: nn.Module, strategy, task: Task, batch_size: int = 2048) -> float:
+    """Fraction of ``task``'s test examples classified correctly (task-aware where it applies)."""
+    return accuracies(model, strategy, task, batch_size=batch_size)[0]
 
 
 def evaluate_tasks(model: nn.Module, strategy, tasks) -> list[float]:
     """Accuracy on each of ``tasks`` in order."""
     return [accuracy(model, strategy, task) for task in tasks]
+
+
+def evaluate_both(model: nn.Module, strategy, tasks) -> tuple[list[float], list[float]]:
+    """(accuracies, task-incremental accuracies) on each of ``tasks``, one forward pass each."""
+    pairs = [accuracies(model, strategy, task, task_il=True) for task in tasks]
+    return [a for a, _ in pairs], [b for _, b in pairs]
