@@ -2,6 +2,8 @@
 same forward pass), further metrics with the reason where one is absent, the reference of
 intransigence, several scenarios side by side, and seeds that also vary the stream."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -124,6 +126,11 @@ def test_scenarios_side_by_side_with_intransigence_against_joint(tmp_path, data_
     expected = sum(joint.accuracy_matrix[k][k] - naive.accuracy_matrix[k][k] for k in range(2)) / 2
     assert "| split-mnist class-IL | naive (baseline) | " in further
     assert f"{100 * expected:.2f}" in rows[("split-mnist class-IL", "naive (baseline)")]
+    table = csv.DictReader(io.StringIO((out / "seeds.csv").read_text()))
+    seeds = {(r["benchmark"], r["method"]): r for r in table}
+    naive_row = seeds["split-mnist class-IL", "naive (baseline)"]
+    assert float(naive_row["intransigence"]) == pytest.approx(expected)
+    assert seeds["split-mnist task-IL", "naive (baseline)"]["til_acc"] == ""
     page = (out / "report.html").read_text()
     assert "the scenarios side by side" in page and "Further metrics" in page
 

@@ -229,7 +229,7 @@ def write_report(folder: str | Path) -> str:
     table = report_markdown(collected, named)
     atomic_write(folder / "table.md", table)
     atomic_write(folder / "table.csv", csv_table(collected))
-    atomic_write(folder / "seeds.csv", seeds_csv(collected))
+    atomic_write(folder / "seeds.csv", seeds_csv(collected, named))
     atomic_write(folder / "report.html", html_page(folder, collected, named))
     return table
 

@@ -9,7 +9,15 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .extra_tables import MARK, Roles, differences_table, further_table, not_significant, scenarios_tables
+from .extra_tables import (
+    MARK,
+    Roles,
+    differences_table,
+    further_table,
+    not_significant,
+    partner,
+    scenarios_tables,
+)
 from .extra_tables import significance_note as significance_note
 from .metrics import MEGABYTES, METRICS, SECONDS, Format
 from .results import metric_value
@@ -140,19 +148,23 @@ def csv_table(collected: Collected) -> str:
     return buf.getvalue()
 
 
-def seeds_csv(collected: Collected) -> str:
-    """``seeds.csv``: one row per run (per seed), for paired tests or any other analysis."""
+def seeds_csv(collected: Collected, named: dict[str, Roles] | None = None) -> str:
+    """``seeds.csv``: one row per run (per seed), for paired tests or any other analysis; a metric
+    that needs a reference run is measured against the reference's run of the same seed."""
+    named = named or {}
     buf = io.StringIO()
     fields = ["benchmark", "method", "seed", "run_id", *METRICS.names(), "wall_time_s", "memory_mb"]
     writer = csv.DictWriter(buf, fields, lineterminator="\n")
     writer.writeheader()
     for bench, groups in collected.items():
+        reference = named.get(bench, Roles()).reference
         for method, runs in groups.items():
             for r in runs:
                 seed = (r.config.get("train") or {}).get("seed")
+                ref = partner(groups, reference, r)
                 writer.writerow(clean_floats(
                     {"benchmark": bench, "method": method, "seed": seed, "run_id": r.run_id,
-                     **{m.name: metric_value(r, m) for m in METRICS}, "wall_time_s": r.wall_time,
+                     **{m.name: metric_value(r, m, ref) for m in METRICS}, "wall_time_s": r.wall_time,
                      "memory_mb": (r.memory_bytes or [0])[-1] / 1e6}))
     return buf.getvalue()
 
