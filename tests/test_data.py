@@ -85,7 +85,9 @@ def test_split_stream_classes_and_mask():
     "name, options, message",
     [
         ("split-mnist", {"classes_per_task": 3}, "divide"),
-        ("split-mnist", {"scenario": "domain"}, "scenario"),
+        ("split-mnist", {"scenario": "joint"}, "scenario"),
+        ("split-mnist", {"class_order": [0, 1, 2]}, "class_order must list each of the labels"),
+        ("split-mnist", {"class_order": [0, 1, 2, 3], "shuffle_order": True}, "not both"),
         ("rotated-mnist", {"angles": []}, "at least one angle"),
         ("rotated-mnist", {"colour": 1}, "has no option .colour.; its options: angles"),
         ("rotated-mnist", {"train_per_task": -5}, "train_per_task must be a positive integer"),

@@ -14,17 +14,17 @@ from lifelong.metrics import METRICS, all_metrics
 from lifelong.results import save_result
 
 EXAMPLE = '''\
-"""my_metrics.py: the average incremental accuracy (Rebuffi et al. 2017) in every table."""
+"""my_metrics.py: the accuracy on the worst task at the end, in every table."""
 import sys
 
 from lifelong.cli import main
 from lifelong.metrics import METRICS
 
 
-@METRICS.register("aia", label="AIA", meaning="mean accuracy on the tasks seen so far, over all steps")
-def average_incremental_accuracy(R):
-    """AIA = (1/T) Σ_i (1/i) Σ_{j≤i} R_{i,j}: the mean of each row's first i accuracies."""
-    return sum(sum(row[: i + 1]) / (i + 1) for i, row in enumerate(R)) / len(R)
+@METRICS.register("worst", label="worst task", meaning="accuracy on the worst task at the end")
+def worst_task_accuracy(R):
+    """worst = min_j R_{T,j}: the lowest accuracy of the last row."""
+    return min(R[-1])
 
 
 if __name__ == "__main__":  # python my_metrics.py runs/compare
@@ -53,8 +53,8 @@ def run_example(monkeypatch):
         return stop.value.code
 
     yield run
-    if "aia" in METRICS:
-        METRICS.unregister("aia")
+    if "worst" in METRICS:
+        METRICS.unregister("worst")
     assert METRICS.names() == before  # the registry is as the other tests expect it
 
 
@@ -62,31 +62,31 @@ def test_a_registered_metric_appears_in_every_table(runs_folder, run_example, ca
     assert run_example(str(runs_folder)) == 0
     printed = capsys.readouterr().out
     head = printed.splitlines()[0]
-    assert "| forgetting (%) | AIA (%) | wall time (s) |" in head  # after the built-ins, before the costs
-    # naive: R = [[.9, .1, .1], [.6, .9, .2], [.3, .6, .9]] → (0.9 + 0.75 + 0.6) / 3 = 0.75
-    assert re.search(r"\| naive \| 1 \| 60\.00 \| -45\.00 \| 5\.00 \| 45\.00 \| 75\.00 \| 10\.0 \|", printed)
-    # ewc seeds: (0.9 + 0.75 + 0.8333…)/3 = 0.82778 and (0.9 + 0.75 + 0.9)/3 = 0.85 → 83.89 ± 14.12
-    assert "| 83.89 ± 14.12 |" in printed
-    assert "AIA: mean accuracy on the tasks seen so far, over all steps" in printed
+    assert "| forgetting (%) | worst task (%) | wall time (s) |" in head  # after the built-ins, then costs
+    # naive: last row [.3, .6, .9] → 0.3
+    assert re.search(r"\| naive \| 1 \| 60\.00 \| -45\.00 \| 5\.00 \| 45\.00 \| 30\.00 \| 10\.0 \|", printed)
+    # ewc seeds: 0.8 and 0.9 → 0.85, s = 0.0707107, half = 12.706205 · s / √2 = 0.63531
+    assert "| 85.00 ± 63.53 |" in printed
+    assert "worst task: accuracy on the worst task at the end" in printed
     assert (runs_folder / "table.md").read_text() == printed.split("report: ")[0][:-1]
 
     table = {r["method"]: r for r in csv.DictReader(io.StringIO((runs_folder / "table.csv").read_text()))}
-    assert float(table["naive"]["aia"]) == pytest.approx(0.75) and table["naive"]["aia_ci95"] == ""
-    assert list(table["naive"]).index("aia") == list(table["naive"]).index("forgetting_ci95") + 1
+    assert float(table["naive"]["worst"]) == pytest.approx(0.3) and table["naive"]["worst_ci95"] == ""
+    assert list(table["naive"]).index("worst") == list(table["naive"]).index("forgetting_ci95") + 1
     seeds = list(csv.DictReader(io.StringIO((runs_folder / "seeds.csv").read_text())))
-    assert sorted(float(r["aia"]) for r in seeds) == pytest.approx([0.75, (0.9 + 0.75 + 2.5 / 3) / 3, 0.85])
+    assert sorted(float(r["worst"]) for r in seeds) == pytest.approx([0.3, 0.8, 0.9])
 
     page = (runs_folder / "report.html").read_text()
-    assert "<th>AIA (%)</th>" in page and "<td>75.00</td>" in page and "<td>83.89 ± 14.12</td>" in page
+    assert "<th>worst task (%)</th>" in page and "<td>30.00</td>" in page and "<td>85.00 ± 63.53</td>" in page
 
 
 def test_a_registered_metric_is_computed_for_new_runs(run_example, tmp_path):
     assert run_example(str(tmp_path)) == 2  # an empty folder: the report's one-line error
     R = [[0.9, 0.1, 0.1], [0.6, 0.9, 0.2], [0.3, 0.6, 0.9]]
     out = all_metrics(R, [0.1, 0.1, 0.1])
-    assert list(out) == ["acc", "bwt", "fwt", "forgetting", "learning_accuracy", "aia"]
-    assert out["aia"] == pytest.approx(0.75)
-    assert METRICS.get("aia").formula.startswith("AIA = (1/T) Σ_i")
+    assert list(out) == ["acc", "bwt", "fwt", "forgetting", "learning_accuracy", "aia", "worst"]
+    assert out["worst"] == pytest.approx(0.3)
+    assert METRICS.get("worst").formula.startswith("worst = min_j R_{T,j}")
 
 
 def test_the_docs_show_this_example():

@@ -29,7 +29,7 @@ def test_matrix_shapes_curve_and_initial_row(tiny_domain_stream):
     assert [p["task"] for p in result.curve] == [0, 0, 1, 1, 2, 2]
     last = result.curve[-1]
     assert last["seen_mean"] == pytest.approx(sum(result.accuracy_matrix[-1]) / T)
-    assert set(result.metrics) == {"acc", "bwt", "fwt", "forgetting", "learning_accuracy"}
+    assert set(result.metrics) == {"acc", "bwt", "fwt", "forgetting", "learning_accuracy", "aia", "min_acc"}
     assert len(result.task_times) == T and len(result.memory_bytes) == T
 
 
@@ -147,7 +147,7 @@ def test_run_writes_a_complete_directory(tmp_path):
     for key in ("accuracy_matrix", "initial_accuracy", "curve", "metrics", "task_times",
                 "environment", "memory_bytes", "model_sizes"):
         assert key in data
-    assert set(data["metrics"]) == {"acc", "bwt", "fwt", "forgetting", "learning_accuracy"}
+    assert set(data["metrics"]) == {"acc", "bwt", "fwt", "forgetting", "learning_accuracy", "aia", "min_acc"}
     assert data["environment"]["seed"] == 0 and data["environment"]["torch"] == torch.__version__
     assert json.loads((run_dir / "config.json").read_text())["strategy"] == "naive"
     lines = (run_dir / "accuracy_matrix.csv").read_text().splitlines()

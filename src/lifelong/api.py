@@ -80,6 +80,7 @@ def fit(
     before = resumed.elapsed if resumed else 0.0
     extra = {"resumed_after_task": resumed.progress.tasks_done} if resumed else {}
     extra["stream"] = stream.name  # named by its data: split-cifar10, rotated-fashion-mnist
+    extra["scenario"] = stream.scenario
     if first_task:
         extra["first_task"] = first_task
 
@@ -119,6 +120,8 @@ def fit(
         environment=environment(device, config.seed),
         extra=extra,
         augment=config.augments(stream.augment),
+        task_il_initial_accuracy=state.task_il_initial if state.records_task_il() else [],
+        task_il_accuracy_matrix=state.task_il_matrix if state.records_task_il() else [],
     )
     return model, result
 

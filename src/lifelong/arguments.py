@@ -69,9 +69,15 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                        ("--preset", "training protocol: homework (default) or gem"),
                        ("--hparams", "methods' hyper-parameter preset: tuned (default), course or fast"),
                        ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
-                       ("--data", DATA_HELP),
-                       ("--scenario", "domain, task or class (what the benchmark allows)")):
+                       ("--data", DATA_HELP)):
         p.add_argument(flag, help=text)
+    p.add_argument("--scenario", nargs="+", help="domain, task or class (what the benchmark allows); "
+                   "several (--scenario task domain class) run each benchmark in each, side by side")
+    p.add_argument("--reference", metavar="LABEL", help="the method intransigence is measured against "
+                   "(default: the comparison's joint)")
+    p.add_argument("--vary", nargs="+", choices=["stream"], help="stream: each seed also draws its own "
+                   "stream (the benchmark's seed: split MNIST's class order, rotated MNIST's angle order, "
+                   "permuted MNIST's permutations)")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--epochs", type=int, help="epochs per task")

@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .data.streams import Stream
 from .errors import LifelongError
 from .registry import NAME_PATTERN
-from .results import accuracy_problem, atomic_write, curve_problem, finite_number
+from .results import accuracy_problem, atomic_write, curve_problem, finite_number, task_il_problem
 from .saved_state import (
     check_strategy_shapes,
     json_digest,
@@ -194,7 +194,8 @@ def _progress(meta: dict[str, Any], tasks: int) -> StreamProgress:
     progress = StreamProgress(**meta["progress"])
     n = len(progress.accuracy_matrix) if isinstance(progress.accuracy_matrix, list) else 0
     problem = (accuracy_problem(progress.initial_accuracy, progress.accuracy_matrix, tasks, n)
-               or curve_problem(progress.curve, tasks))
+               or curve_problem(progress.curve, tasks)
+               or task_il_problem(progress.task_il_initial, progress.task_il_matrix, tasks, n))
     if problem or not 1 <= n <= tasks or meta.get("tasks_done") != n:
         raise ValueError(problem or f"{n} tasks done does not fit this {tasks}-task stream")
     if not all(isinstance(x, list) and len(x) == n for x in

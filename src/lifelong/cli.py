@@ -137,7 +137,12 @@ def build_comparison(args: argparse.Namespace):
     if args.data is not None:
         bopt["source"] = args.data
     if args.scenario is not None:
-        bopt["scenario"] = args.scenario
+        data.pop("scenarios", None)
+        data["scenarios"] = args.scenario
+        bopt.pop("scenario", None)  # the flag overrides the file's
+    for key in ("reference", "vary"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
     data["benchmark_options"] = bopt
     data["model_options"] = {**(data.get("model_options") or {}),
                              **parse_assignments(args.mopt, "--mopt")}

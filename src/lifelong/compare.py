@@ -12,6 +12,11 @@ upper bound. A comparison is one TOML file (or the same keys as flags)::
     [params.ewc]                             # per-strategy hyper-parameters
     lam = 100
 
+and, for a study: ``scenarios = ["task", "domain", "class"]`` (every benchmark once per scenario,
+reported side by side), ``reference = "joint"`` (the method intransigence is measured against;
+default: the comparison's one ``joint``) and ``vary = ["stream"]`` (each seed also draws its own
+stream: the benchmark's ``seed`` option and, where it has one, ``shuffle_order``).
+
 The report folder holds ``comparison.json`` (what was compared), ``runs/<run_id>/`` (each
 run, reused by id when the comparison is repeated), and the figures, tables and HTML page
 written by :mod:`lifelong.report`.
@@ -39,7 +44,9 @@ from .results import COMPARISON_FILE, RESULT_FILE, RUNS_DIR, RunResult, atomic_w
 DEFAULT_STRATEGIES = ("naive", "ewc", "mas", "si", "rwalk", "scp", "joint")
 DEFAULT_LABELS = {"naive": "naive (baseline)"}
 KEYS = {"benchmark", "benchmarks", "benchmark_options", "strategies", "params", "seeds", "seed",
-        "preset", "train", "hparams", "model", "model_options"}
+        "preset", "train", "hparams", "model", "model_options", "scenarios", "reference", "vary"}
+VARY = ("stream",)
+"""What seeds may vary beyond the initial weights and batch order (``vary``)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,12 @@ class PlannedRun:
     def label(self) -> str:
         return f"{self.method} s{self.seed}"
 
+    @property
+    def stream_key(self) -> str:
+        """Runs with the same key share one built stream (the benchmark and its options)."""
+        return self.config.benchmark + json.dumps(self.config.benchmark_options, sort_keys=True,
+                                                  default=str)
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -71,6 +84,11 @@ class Comparison:
     model: str = "mlp"
     model_options: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
+    """The method label intransigence is measured against (None: the one ``joint`` method)."""
+    vary: tuple[str, ...] = ()
+    """``("stream",)``: each seed also draws its own stream (the benchmark's ``seed`` option, and
+    its ``shuffle_order`` where it has one: split MNIST's class order, rotated MNIST's angle order)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
@@ -100,6 +118,15 @@ class Comparison:
             raise LifelongError(f"seeds must be integers in [0, 2**63), got {seeds!r}")
         benchmarks = _entries(data.get("benchmarks") or [data.get("benchmark", "rotated-mnist")],
                               "benchmark", data.get("benchmark_options") or {})
+        benchmarks = _scenario_entries(benchmarks, data.get("scenarios"))
+        vary = data.get("vary") or []
+        vary = [vary] if isinstance(vary, str) else vary
+        if not isinstance(vary, list) or not set(vary) <= set(VARY):
+            raise LifelongError(f"vary must list what seeds vary besides weights and batches: "
+                                f"{' or '.join(VARY)}, got {vary!r}")
+        if vary and any("seed" in b.options for b in benchmarks):
+            raise LifelongError("vary = stream sets each run's benchmark seed to its own seed; drop the "
+                                "benchmark option seed (or vary)")
         params = data.get("params") or {}
         if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
             raise LifelongError("params must map a strategy name to a table of hyper-parameters")
@@ -112,8 +139,12 @@ class Comparison:
         if stray:
             raise LifelongError(f"params for {stray[0]!r}, which is not among the strategies compared "
                                 f"({', '.join(m.name for m in methods)}); add it or drop its params")
+        reference = data.get("reference")
+        if reference is not None and reference not in [m.label for m in methods]:
+            raise LifelongError(f"reference {reference!r} is not a method of this comparison; give one of "
+                                f"{', '.join(m.label for m in methods)} (its label)")
         return cls(benchmarks, methods, tuple(dict.fromkeys(seeds)), data.get("model", "mlp"),
-                   dict(data.get("model_options") or {}), train)
+                   dict(data.get("model_options") or {}), train, reference, tuple(dict.fromkeys(vary)))
 
     def plan(self) -> list[PlannedRun]:
         """Every run, seed-major so that a partial comparison already has every method once.
@@ -127,14 +158,29 @@ class Comparison:
         runs = []
         for bench in self.benchmarks:
             for seed in self.seeds:
+                options = self.stream_options(bench, seed)
                 for method in self.methods:
                     config = RunConfig(
                         benchmark=bench.name, strategy=method.name, model=self.model,
-                        benchmark_options=bench.options, strategy_options=resolved[method.label],
+                        benchmark_options=options, strategy_options=resolved[method.label],
                         model_options=self.model_options,
                         train=make_train_config({**self.train, "seed": seed}))
                     runs.append(PlannedRun(bench.label, method.label, seed, config))
         return runs
+
+    def stream_options(self, bench: Entry, seed: int) -> dict[str, Any]:
+        """``bench``'s options for the runs of ``seed``: as given, or with ``vary = stream`` the
+        seed as the benchmark's own and, where the benchmark takes it, ``shuffle_order``."""
+        if "stream" not in self.vary:
+            return bench.options
+        from .registry import BENCHMARKS
+
+        options = {**bench.options, "seed": seed}
+        try:
+            BENCHMARKS.check_options(bench.name, {"shuffle_order": True})
+        except LifelongError:
+            return options  # permuted MNIST: its seed already draws its permutations
+        return {**options, "shuffle_order": True}
 
     def check_runnable(self, streams: dict[str, Any], executor: str) -> None:
         """The model fits every stream and, for local runs, the device exists: checked before
@@ -194,6 +240,26 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
     return tuple(out)
 
 
+def _scenario_entries(benchmarks: tuple[Entry, ...], scenarios: Any) -> tuple[Entry, ...]:
+    """Each benchmark once per scenario of ``scenarios`` (None: as given), labelled
+    ``split-mnist task-IL``, ``split-mnist class-IL``, …"""
+    if scenarios is None:
+        return benchmarks
+    from .data.streams import SCENARIOS
+
+    if isinstance(scenarios, str):
+        scenarios = [scenarios]
+    if not isinstance(scenarios, list) or not scenarios or not all(s in SCENARIOS for s in scenarios):
+        raise LifelongError(f"scenarios must list some of {', '.join(SCENARIOS)}, got {scenarios!r}")
+    if any("scenario" in b.options for b in benchmarks):
+        raise LifelongError("give the scenario once: scenarios (--scenario A B) or the benchmark option "
+                            "scenario, not both")
+    if len(scenarios) == 1:
+        return tuple(Entry(b.label, b.name, {**b.options, "scenario": scenarios[0]}) for b in benchmarks)
+    return tuple(Entry(f"{b.label} {s}-IL", b.name, {**b.options, "scenario": s})
+                 for b in benchmarks for s in dict.fromkeys(scenarios))
+
+
 def _explicit_options(name: str, item: dict[str, Any], params: dict[str, dict]) -> dict[str, Any]:
     """The values a comparison gives strategy ``name`` (beyond presets): its ``params`` and its table's
     own keys; for a combination, ``member.key`` entries, taking a member's own ``params`` (``--param
@@ -218,6 +284,7 @@ def write_plan(out: Path, runs: list[PlannedRun], comparison: Comparison) -> Non
         "format": "lifelong-comparison", "version": 1,
         "benchmarks": [b.label for b in comparison.benchmarks],
         "methods": [m.label for m in comparison.methods], "seeds": list(comparison.seeds),
+        "reference": comparison.reference, "vary": list(comparison.vary),
         "runs": [{"run_id": r.config.run_id(), "benchmark": r.benchmark, "method": r.method,
                   "strategy": r.config.strategy, "seed": r.seed} for r in runs],
     }
@@ -276,7 +343,10 @@ def compare(
     check_executor(executor, jobs)
     comparison.validate()
     runs = comparison.plan()
-    streams = {b.label: make_benchmark(b.name, **b.options) for b in comparison.benchmarks}
+    streams: dict[str, Any] = {}
+    for r in runs:  # one stream per benchmark (per seed too with vary = stream)
+        if r.stream_key not in streams:
+            streams[r.stream_key] = make_benchmark(r.config.benchmark, **r.config.benchmark_options)
     comparison.check_runnable(streams, executor)
     check_comparison_folder(out, runs, not reuse if replace is None else replace)
     check_writable(out)

@@ -94,7 +94,7 @@ def execute(
         for run in todo:
             run_id = run.config.run_id()
             try:
-                result = _run_one(run.config, runs_dir, reuse, streams.get(run.benchmark),
+                result = _run_one(run.config, runs_dir, reuse, streams.get(run.stream_key),
                                   lambda e, k=run_id: display.event(k, e))
             except Exception as exc:  # one failed run must not lose the others' report
                 finished(run, None, failure_text(exc))
@@ -114,7 +114,7 @@ def failure_text(exc: BaseException) -> str:
 
 
 def _units(run, streams: dict[str, Stream]) -> int:
-    stream = streams.get(run.benchmark)
+    stream = streams.get(run.stream_key)
     return (len(stream) if stream is not None else 1) * run.config.train.epochs
 
 

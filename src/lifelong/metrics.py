@@ -8,124 +8,31 @@ Each metric is registered in ``METRICS`` with its column label, display format a
 the tables, CSV files, HTML page and CLI summary read it from there, so one decorated function
 in any file adds a column everywhere::
 
-    @METRICS.register("aia", label="AIA", meaning="mean accuracy on the tasks seen so far")
-    def average_incremental_accuracy(R):   # its docstring: the formula
+    @METRICS.register("worst", label="worst task", meaning="accuracy on the worst task at the end")
+    def worst_task_accuracy(R):   # its docstring: the formula
         ...
+
+``Absent`` (from ``metric_registry``) is how a metric says it has no value for a run, and why.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .errors import LifelongError
-
-Matrix = Sequence[Sequence[float]]
-
-
-@dataclass(frozen=True)
-class Format:
-    """How a number is shown: ``scale`` × value with ``digits`` decimals, and ``unit`` in the
-    column title (``ACC (%)``); with several seeds, mean ± 95% CI half-width."""
-
-    unit: str
-    scale: float = 1.0
-    digits: int = 2
-
-    def __call__(self, mean: float, half: float = 0.0, seeds: int = 1) -> str:
-        text = f"{self.scale * mean:.{self.digits}f}"
-        return text + (f" ± {self.scale * half:.{self.digits}f}" if seeds > 1 else "")
-
-
-PERCENT, SECONDS, MEGABYTES = Format("%", 100.0, 2), Format("s", 1.0, 1), Format("MB", 1.0, 2)
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A registered summary number of a run; its formula is its function's docstring.
-
-    ``function(R)``, or ``function(R, r0)`` when ``uses_initial`` (the untrained model's
-    accuracies), plus ``reference=`` the accuracy matrix of a reference run (e.g. ``joint`` on the
-    same stream and seed) when ``needs_reference``. ``summary``: a column of the tables and the
-    CLI summary (else only in results.json and seeds.csv). ``meaning``: the plain words under the
-    tables."""
-
-    name: str
-    function: Callable[..., float]
-    label: str
-    meaning: str
-    fmt: Format = PERCENT
-    higher_is_better: bool = True
-    uses_initial: bool = False
-    needs_reference: bool = False
-    summary: bool = True
-
-    @property
-    def title(self) -> str:
-        """The column title, e.g. ``ACC (%)``."""
-        return f"{self.label} ({self.fmt.unit})"
-
-    @property
-    def formula(self) -> str:
-        return inspect.cleandoc(self.function.__doc__ or "")
-
-    def compute(self, R: Matrix, r0: Sequence[float], reference: Matrix | None = None) -> float:
-        args = (R, r0) if self.uses_initial else (R,)
-        if not self.needs_reference:
-            return float(self.function(*args))
-        if reference is None:
-            raise LifelongError(f"metric {self.name!r} needs the accuracy matrix of a reference run")
-        return float(self.function(*args, reference=reference))
-
-
-class MetricRegistry:
-    """The metrics, in registration order (the tables' column order)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, Metric] = {}
-
-    def register(self, name: str, *, label: str, meaning: str = "", fmt: Format = PERCENT,
-                 higher_is_better: bool = True, uses_initial: bool = False,
-                 needs_reference: bool = False, summary: bool = True) -> Callable[[Callable], Callable]:
-        """Decorator: register a pure function of the accuracy matrix as metric ``name`` (the
-        key in results.json and the CSV files). ``meaning`` defaults to the docstring's first line."""
-        def decorator(function: Callable[..., float]) -> Callable[..., float]:
-            if name in self._entries:
-                raise LifelongError(f"metric {name!r} is registered twice")
-            words = meaning or next(iter(inspect.cleandoc(function.__doc__ or name).splitlines()), name)
-            self._entries[name] = Metric(name, function, label, words, fmt, higher_is_better,
-                                         uses_initial, needs_reference, summary)
-            return function
-
-        return decorator
-
-    def unregister(self, name: str) -> Metric:
-        return self._entries.pop(self.get(name).name)
-
-    def get(self, name: str) -> Metric:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise LifelongError(f"unknown metric {name!r}; known: {', '.join(self._entries)}") from None
-
-    def names(self) -> list[str]:
-        return list(self._entries)
-
-    def summary(self) -> list[Metric]:
-        """The metrics shown as table columns, in order."""
-        return [m for m in self if m.summary]
-
-    def __iter__(self) -> Iterator[Metric]:
-        return iter(list(self._entries.values()))
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries
-
-
-METRICS = MetricRegistry()
+from .metric_registry import (  # noqa: F401  (the registry's names, public here as before)
+    MEGABYTES,
+    METRICS,
+    PERCENT,
+    SECONDS,
+    Absent,
+    Format,
+    Matrix,
+    Metric,
+    MetricRegistry,
+)
 
 
 def _square(R: Matrix) -> np.ndarray:
@@ -188,11 +95,90 @@ def learning_accuracy(R: Matrix) -> float:
     return float(np.diag(_square(R)).mean())
 
 
-def all_metrics(R: Matrix, r0: Sequence[float], reference: Matrix | None = None) -> dict[str, float]:
-    """Every registered metric, by name (those that need a reference run only when ``reference``,
-    its accuracy matrix, is given)."""
-    return {m.name: m.compute(R, r0, reference) for m in METRICS
-            if reference is not None or not m.needs_reference}
+@METRICS.register("aia", label="AIA", summary=False,
+                  meaning="mean over steps of the accuracy on the tasks seen so far")
+def average_incremental_accuracy(R: Matrix) -> float:
+    """AIA = (1/T) Σ_i (1/i) Σ_{j≤i} R_{i,j} (Rebuffi et al. 2017, iCaRL, Sec. 4: "average
+    incremental accuracy"): after every task i, the accuracy on the tasks seen so far, averaged over
+    the T steps (the first included, as in the paper). The paper's accuracy of a step is over the
+    pooled test images of the classes seen; here it is the mean of the per-task accuracies, the
+    same number when the tasks' test sets are equally large."""
+    A = _square(R)
+    return float(np.mean([A[i, : i + 1].mean() for i in range(A.shape[0])]))
+
+
+@METRICS.register("intransigence", label="intransigence", summary=False, needs_reference=True,
+                  higher_is_better=False,
+                  meaning="the reference run's accuracy on each task just after it, minus this run's")
+def intransigence(R: Matrix, reference: Matrix) -> float:
+    """I = (1/T) Σ_k I_k with I_k = R*_{k,k} − R_{k,k} (Chaudhry et al. 2018, RWalk, Sec. 4.2):
+    R* is the accuracy matrix of the reference run on the same stream and seed — by default the
+    comparison's ``joint`` run, which at task k trains on tasks 1..k together, the paper's
+    reference model for I_k. The paper defines I_k per task; this is its mean over the T tasks.
+    Positive: the method learns each new task less well than the reference (lower is better)."""
+    A, B = _square(R), _square(reference)
+    if A.shape != B.shape:
+        raise ValueError(f"the reference run's accuracy matrix is {B.shape[0]}×{B.shape[1]}, this "
+                         f"run's {A.shape[0]}×{A.shape[1]}; a reference must run the same stream")
+    return float(np.mean(np.diag(B) - np.diag(A)))
+
+
+@METRICS.register("min_acc", label="min-ACC", summary=False, uses_curve=True,
+                  meaning="mean over earlier tasks of their lowest accuracy while later tasks train "
+                  "(stability gap)")
+def min_accuracy(R: Matrix, curve: list[dict[str, Any]]) -> float:
+    """min-ACC = 1/(T−1) Σ_{k<T} min_{n > t_k} A(E_k, f_n) (De Lange et al. 2023, "Continual
+    evaluation for lifelong learning: identifying the stability gap", Sec. 3): for each task k
+    but the last, the lowest accuracy on it at any evaluation after it was learned (t_k: the end
+    of task k), averaged over those T−1 tasks. The evaluations here are the learning curve's —
+    every task seen, after every epoch of the later tasks (``curve[i]["accuracy"]``) — and the
+    rows R_{i,k}, i > k, after each later task. The paper evaluates every few iterations, so on the
+    same run its min-ACC can only be lower: a per-epoch curve shows a gap no deeper than the
+    finer one. Absent for one task (no earlier task) or a curve without per-task accuracies."""
+    A = _square(R)
+    T = A.shape[0]
+    if T == 1:
+        raise Absent("one task: no earlier task to lose while a later one trains")
+    if any(not isinstance(p.get("accuracy"), list) or len(p["accuracy"]) != p["task"] + 1 for p in curve):
+        raise Absent("the learning curve holds no per-task accuracies (a run of an older lifelong)")
+    lows = []
+    for k in range(T - 1):
+        seen = [p["accuracy"][k] for p in curve if p["task"] > k] + list(A[k + 1:, k])
+        lows.append(min(seen))
+    return float(np.mean(lows))
+
+
+@METRICS.register("til_acc", label="task-IL ACC", summary=False, task_il=True,
+                  meaning="ACC of the same model with its outputs masked to each task's classes")
+def task_il_accuracy(R: Matrix) -> float:
+    """task-IL ACC = (1/T) Σ_j R^TIL_{T,j}, the ACC of a class-incremental run's task-incremental
+    matrix: R^TIL_{i,j} is the accuracy on task j after task i of the same model with its outputs outside
+    task j's classes masked (the task identity given at test time), measured in the same forward
+    pass as R; Mammoth (Buzzega et al. 2020) reports both for every class-incremental run."""
+    return average_accuracy(R)
+
+
+@METRICS.register("til_bwt", label="task-IL BWT", summary=False, task_il=True,
+                  meaning="BWT of the same model with its outputs masked to each task's classes")
+def task_il_backward_transfer(R: Matrix) -> float:
+    """task-IL BWT = 1/(T−1) Σ_{j<T} (R^TIL_{T,j} − R^TIL_{j,j}), the BWT of a class-incremental
+    run's task-incremental matrix R^TIL (see ``til_acc``)."""
+    return backward_transfer(R)
+
+
+def all_metrics(R: Matrix, r0: Sequence[float], reference: Matrix | None = None, *,
+                curve: list[dict[str, Any]] | None = None,
+                task_matrix: Matrix | None = None) -> dict[str, float]:
+    """Every registered metric that can be computed from what is given, by name: those that
+    need a reference run only with ``reference`` (its accuracy matrix), those of the learning curve
+    only with ``curve``, the task-incremental ones only with ``task_matrix``."""
+    out = {}
+    for metric in METRICS:
+        try:
+            out[metric.name] = metric.compute(R, r0, reference, curve=curve, task_matrix=task_matrix)
+        except Absent:
+            continue
+    return out
 
 
 def continued_metrics(R: Matrix, start: Sequence[float], first_task: int) -> dict[str, float]:

@@ -21,12 +21,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import LifelongError
+from .extra_tables import Roles, roles
 from .plots import heatmaps, learning_curve, save_figure
 from .results import COMPARISON_FILE, RESULT_FILE, RUNS_DIR, RunResult, atomic_write, load_result, safe_name
-from .tables import Collected, columns, csv_table, key_text, markdown_table, seeds_csv, table_rows
+from .tables import (
+    Collected,
+    columns,
+    csv_table,
+    extra_tables,
+    key_text,
+    markdown_table,
+    report_markdown,
+    seeds_csv,
+    significance_note,
+    table_rows,
+)
 
-__all__ = ["Collected", "collect", "csv_table", "html_page", "markdown_table", "read_plan", "seeds_csv",
-           "table_rows", "write_plots", "write_report"]
+__all__ = ["Collected", "collect", "csv_table", "html_page", "markdown_table", "named_roles", "read_plan",
+           "report_markdown", "seeds_csv", "table_rows", "write_plots", "write_report"]
 
 _SAFE_ID = re.compile(r"(?!\.\.?$)[\w.+-]+")
 """A run id that names one folder inside ``runs/`` (no separators, not . or ..)."""
@@ -192,16 +204,33 @@ def write_plots(folder: str | Path, collected: Collected | None = None) -> list[
     return paths
 
 
+def named_roles(folder: Path, collected: Collected) -> dict[str, Roles]:
+    """Benchmark → its baseline and reference methods: a comparison's first method and the
+    reference it names (``comparison.json``), else the one ``naive`` and one ``joint`` method."""
+    baseline = reference = None
+    if (folder / COMPARISON_FILE).exists():
+        try:
+            plan = json.loads((folder / COMPARISON_FILE).read_text())
+            baseline = (plan.get("methods") or [None])[0]
+            reference = plan.get("reference")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError):
+            pass  # read_plan has already said what is wrong with it
+    return {bench: roles(groups, baseline, reference) for bench, groups in collected.items()}
+
+
 def write_report(folder: str | Path) -> str:
-    """Figures, ``table.md``, ``table.csv`` and ``report.html``; returns the Markdown table."""
+    """Figures, ``table.md``, ``table.csv``, ``seeds.csv`` and ``report.html``; returns the
+    Markdown of ``table.md`` (the main table, then further metrics, differences to the baseline
+    and scenarios side by side where there are any)."""
     folder = Path(folder)
     collected = collect(folder)
+    named = named_roles(folder, collected)
     write_plots(folder, collected)
-    table = markdown_table(collected)
+    table = report_markdown(collected, named)
     atomic_write(folder / "table.md", table)
     atomic_write(folder / "table.csv", csv_table(collected))
-    atomic_write(folder / "seeds.csv", seeds_csv(collected))
-    atomic_write(folder / "report.html", html_page(folder, collected))
+    atomic_write(folder / "seeds.csv", seeds_csv(collected, named))
+    atomic_write(folder / "report.html", html_page(folder, collected, named))
     return table
 
 
@@ -217,8 +246,9 @@ def _inline_svg(path: Path) -> str:
     return text[text.index("<svg"):]
 
 
-def html_page(folder: Path, collected: Collected) -> str:
+def html_page(folder: Path, collected: Collected, named: dict[str, Roles] | None = None) -> str:
     """One self-contained page: inline SVG learning curves, base64 PNG heatmaps, tables."""
+    named = named or {}
     parts = []
     first = next(iter(next(iter(collected.values())).values()))[0]
     env = first.environment
@@ -228,7 +258,9 @@ def html_page(folder: Path, collected: Collected) -> str:
         heat = "".join(f'<img alt="accuracy matrix of {html.escape(method)} on {html.escape(bench)}" '
                        f'src="data:image/png;base64,{_png64(heatmaps({method: runs}, method))}">'
                        for method, runs in groups.items())
-        rows = table_rows(groups)
+        baseline = named.get(bench, Roles()).baseline
+        rows = table_rows(groups, baseline)
+        tested = any(k.endswith("_ns") for r in rows for k in r)
         head = ("<tr><th>method</th><th>seeds</th>"
                 + "".join(f"<th>{html.escape(c.title)}</th>" for c in cols) + "</tr>")
         body = "".join(f"<tr><td>{html.escape(r['method'])}</td><td>{r['seeds']}</td>"
@@ -242,6 +274,7 @@ def html_page(folder: Path, collected: Collected) -> str:
             f'</figcaption></figure>'
             f'<div style="overflow-x:auto"><table class="results" id="results-{slug}">'
             f'<thead>{head}</thead><tbody>{body}</tbody></table></div>'
+            f'{f"<p class=note>{html.escape(significance_note(str(baseline)))}</p>" if tested else ""}'
             f'<figure class="heatmaps"><div class="panels">{heat}</div><figcaption>One accuracy '
             f'matrix per method (mean over seeds), at full size: row i: after training task i; column '
             f'j: accuracy on task j.</figcaption></figure></section>')
@@ -272,6 +305,7 @@ figure.heatmaps img{{width:420px}}</style></head><body>
 {env.get("torch", "?")}, device {env.get("device", "?")}.</p>
 {"".join(parts)}
 <p>{html.escape(key_text())}. With several seeds: mean ± 95% confidence interval (Student's t).</p>
+{"".join(t.html() for t in extra_tables(collected, named))}
 <script>/* marks what the browser rendered (checked by the test suite in headless Chromium) */
 window.addEventListener("load", () => {{
   for (const f of document.querySelectorAll("figure.learning-curve")) {{

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import LifelongError
-from .metrics import METRICS, Metric, continued_metrics
+from .metrics import METRICS, Absent, Metric, continued_metrics
 
 RESULT_FILE = "result.json"
 COMPARISON_FILE, RUNS_DIR = "comparison.json", "runs"
@@ -42,6 +42,15 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
     augment: bool = False
     """Whether the training batches were augmented (the run's ``augment``, or the stream's default)."""
+    task_il_initial_accuracy: list[float] = field(default_factory=list)
+    task_il_accuracy_matrix: list[list[float]] = field(default_factory=list)
+    """A class-incremental run's accuracies with the outputs masked to each task's classes (the
+    same model given the task identity; measured in the same forward passes as the matrix);
+    empty for other runs and runs of an older lifelong."""
+
+    def task_matrix(self) -> list[list[float]] | None:
+        """The task-incremental accuracy matrix, or None when the run has none."""
+        return self.task_il_accuracy_matrix or None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,14 +65,36 @@ class RunResult:
 
 
 def metric_value(result: RunResult, metric: Metric, reference: RunResult | None = None) -> float | None:
-    """``metric`` of a whole-stream run, computed from its accuracy matrix (never the saved number,
-    which a hand edit may have changed); a metric that needs a reference run: its saved value
-    without ``reference`` (None where there is none); of a continued fit, its saved value (checked
-    on load against ``continued_metrics``)."""
-    if (metric.needs_reference and reference is None) or result.extra.get("first_task"):
+    """``metric`` of a whole-stream run, computed from its accuracy matrix, curve and task-IL
+    matrix (never the saved number, which a hand edit may have changed); None where it is absent
+    (``absent_reason`` says why); of a continued fit, its saved value (checked on load against
+    ``continued_metrics``)."""
+    if result.extra.get("first_task"):
         return result.metrics.get(metric.name)
+    try:
+        return measure(result, metric, reference)
+    except (Absent, ValueError):
+        return None
+
+
+def measure(result: RunResult, metric: Metric, reference: RunResult | None = None) -> float:
+    """``metric`` of a whole-stream run; ``Absent`` (or ``ValueError`` for a reference of another
+    shape) with the reason when it has none."""
     return metric.compute(result.accuracy_matrix, result.initial_accuracy,
-                          reference.accuracy_matrix if reference is not None else None)
+                          reference.accuracy_matrix if reference is not None else None,
+                          curve=result.curve, task_matrix=result.task_matrix())
+
+
+def absent_reason(result: RunResult, metric: Metric, reference: RunResult | None = None) -> Absent | None:
+    """Why ``metric`` has no value for ``result`` (an ``Absent``: its text, and whether it applies
+    to such a run at all); None when it has one."""
+    try:
+        measure(result, metric, reference)
+    except Absent as exc:
+        return exc
+    except ValueError as exc:
+        return Absent(str(exc))
+    return None
 
 
 def safe_name(name: str) -> str:
@@ -106,7 +137,8 @@ def curve_problem(curve: Any, tasks: int) -> str | None:
 _FIELDS = {"run_id": str, "config": dict, "task_names": list, "initial_accuracy": list,
            "accuracy_matrix": list, "metrics": dict, "curve": list, "task_times": list,
            "wall_time": (int, float), "memory_bytes": list, "model_sizes": list,
-           "environment": dict, "extra": dict, "augment": bool}
+           "environment": dict, "extra": dict, "augment": bool, "task_il_initial_accuracy": list,
+           "task_il_accuracy_matrix": list}
 _REQUIRED = ("run_id", "config", "task_names", "initial_accuracy", "accuracy_matrix", "metrics")
 # the metrics a result.json must hold (its format; report shows every registered metric)
 _METRICS = ("acc", "bwt", "fwt", "forgetting")
@@ -143,7 +175,9 @@ def result_problem(data: Any) -> str | None:
         return "extra.first_task is not a task index of the stream"
     problem = (accuracy_problem(data["initial_accuracy"], data["accuracy_matrix"], len(names),
                                 len(names) - first)
-               or curve_problem(data.get("curve", []), len(names)))
+               or curve_problem(data.get("curve", []), len(names))
+               or task_il_problem(data.get("task_il_initial_accuracy", []),
+                                  data.get("task_il_accuracy_matrix", []), len(names), len(names) - first))
     if problem:
         return problem
     metrics = data["metrics"]
@@ -151,7 +185,9 @@ def result_problem(data: Any) -> str | None:
     bad = [k for k in required if k not in metrics] + [k for k, v in metrics.items() if not finite_number(v)]
     if bad:
         return f"metrics[{bad[0]!r}] is missing or not a finite number"
-    disagree = metrics_disagreement(data["accuracy_matrix"], data["initial_accuracy"], metrics, first)
+    disagree = metrics_disagreement(data["accuracy_matrix"], data["initial_accuracy"], metrics, first,
+                                    curve=data.get("curve"),
+                                    task_matrix=data.get("task_il_accuracy_matrix") or None)
     if disagree:
         return disagree
     if not all(finite_number(v, 0) for v in [*data.get("task_times", []), *data.get("memory_bytes", []),
@@ -164,7 +200,17 @@ def result_problem(data: Any) -> str | None:
     return None
 
 
-def metrics_disagreement(matrix: list, initial: list, metrics: dict[str, Any], first: int = 0) -> str | None:
+def task_il_problem(initial: Any, matrix: Any, tasks: int, rows: int) -> str | None:
+    """Why a result's task-incremental accuracies are not absent (both empty) nor shaped as its
+    accuracy matrix is; None when they are."""
+    if initial == [] and matrix == []:
+        return None
+    problem = accuracy_problem(initial, matrix, tasks, rows)
+    return problem and "task_il_" + problem.replace("an accuracy", "a task-IL accuracy")
+
+
+def metrics_disagreement(matrix: list, initial: list, metrics: dict[str, Any], first: int = 0, *,
+                         curve: list | None = None, task_matrix: list | None = None) -> str | None:
     """Why saved ``metrics`` do not agree with the accuracy matrix they were computed from (a hand
     edit, or another file's numbers); None when every metric that can be recomputed agrees.
 
@@ -177,8 +223,9 @@ def metrics_disagreement(matrix: list, initial: list, metrics: dict[str, Any], f
         for metric in METRICS:
             if metric.name in metrics and not metric.needs_reference:
                 try:
-                    computed[metric.name] = metric.compute(matrix, initial)
-                except (ValueError, TypeError, ArithmeticError, LifelongError):
+                    computed[metric.name] = metric.compute(matrix, initial, curve=curve,
+                                                           task_matrix=task_matrix)
+                except (ValueError, TypeError, ArithmeticError, KeyError, LifelongError):
                     continue
     for name, value in computed.items():
         if name in metrics and not math.isclose(metrics[name], value, rel_tol=1e-9, abs_tol=1e-12):
@@ -244,6 +291,12 @@ def save_result(result: RunResult, run_dir: str | Path) -> Path:
              + [[names[first + i], *row] for i, row in enumerate(result.accuracy_matrix)]),
     )
     atomic_write(run_dir / "metrics.csv", _csv([list(result.metrics), list(result.metrics.values())]))
+    if result.task_il_accuracy_matrix:
+        atomic_write(
+            run_dir / "task_il_accuracy_matrix.csv",
+            _csv([["after", *names], ["init", *result.task_il_initial_accuracy]]
+                 + [[names[first + i], *row] for i, row in enumerate(result.task_il_accuracy_matrix)]),
+        )
     if result.curve:
         atomic_write(
             run_dir / "curve.csv",

@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .data.augment import Augment, black, check_images, random_crop_flip
 from .data.streams import Stream, Task
 from .errors import LifelongError
-from .evaluate import evaluate_tasks
+from .evaluate import evaluate_both, evaluate_tasks
 from .metrics import all_metrics
 from .models.modes import eval_mode
 from .strategies.base import Batch, Penalty, Strategy, TrainFunction, penalty_value
@@ -171,10 +171,19 @@ class StreamProgress:
     task_times: list[float] = field(default_factory=list)
     memory_bytes: list[int] = field(default_factory=list)
     model_sizes: list[dict[str, int]] = field(default_factory=list)
+    task_il_initial: list[float] = field(default_factory=list)
+    task_il_matrix: list[list[float]] = field(default_factory=list)
+    """A class-incremental run's accuracies with the outputs masked to each task's classes (the
+    task identity given at test time), from the same forward passes; empty for other runs."""
 
     @property
     def tasks_done(self) -> int:
         return len(self.accuracy_matrix)
+
+    def records_task_il(self) -> bool:
+        """Whether the task-incremental matrix is being recorded (a checkpoint of an older
+        lifelong, resumed, has none and goes on without it)."""
+        return bool(self.task_il_initial) and len(self.task_il_matrix) == self.tasks_done
 
 
 def _param_ids(model: nn.Module) -> list[int]:
@@ -225,8 +234,11 @@ def run_stream(
         augmentation = partial(random_crop_flip, fill=black(stream.meta))
     augment = augmentation(gen) if augmentation is not None else None
     strategy.lend_augmentation(augment)
-    if resume is None:
+    if resume is None and stream.scenario == "class":
+        state.initial_accuracy, state.task_il_initial = evaluate_both(model, strategy, tasks)
+    elif resume is None:
         state.initial_accuracy = evaluate_tasks(model, strategy, tasks)
+    task_il = state.records_task_il()
     optimizer, ids = None, []
     if resume is not None and optimizer_state is not None and not config.fresh_optimizer:
         optimizer, ids = make_optimizer(model, config), _param_ids(model)
@@ -259,7 +271,12 @@ def run_stream(
         strategy.after_task(model, task, train_function(model, strategy, task, config, augmentation))
         strategy.tasks_learned_ = task.id + 1
         state.task_times.append(time.perf_counter() - start)
-        state.accuracy_matrix.append(evaluate_tasks(model, strategy, tasks))
+        if task_il:
+            row, masked = evaluate_both(model, strategy, tasks)
+            state.task_il_matrix.append(masked)
+        else:
+            row = evaluate_tasks(model, strategy, tasks)
+        state.accuracy_matrix.append(row)
         state.memory_bytes.append(strategy.memory_bytes())
         state.model_sizes.append(model_size(model))
         notify({"event": "task_end", "task": task.id, "row": state.accuracy_matrix[-1]})
@@ -314,7 +331,9 @@ def check_model_fits(model: nn.Module, strategy: Strategy, tasks: list[Task], nu
 
 
 def summarize(state: StreamProgress) -> dict[str, float]:
-    return all_metrics(state.accuracy_matrix, state.initial_accuracy)
+    """Every registered metric the run's own records give (not those needing a reference run)."""
+    return all_metrics(state.accuracy_matrix, state.initial_accuracy, curve=state.curve,
+                       task_matrix=state.task_il_matrix if state.records_task_il() else None)
 
 
 def _task_on(task: Task, device: torch.device) -> Task:

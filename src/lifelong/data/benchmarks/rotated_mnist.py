@@ -41,6 +41,7 @@ def rotated(
     class_names: Sequence[str] | None = None,
     layout: str | None = None,
     normalize: bool | None = None,
+    shuffle_order: bool = False,
 ) -> Stream:
     """Task t shows every image rotated by ``angles[t]`` degrees (the homework: 0, 20 … 80).
 
@@ -53,7 +54,8 @@ def rotated(
     out (``channels_first``/``channels_last``; by default recognised, ``sources.channels_first``);
     ``normalize`` standardises every channel with the training images' mean and deviation (default:
     on for natural colour images such as CIFAR, whose streams are augmented by default too; off for
-    digits).
+    digits). ``shuffle_order`` visits the angles in an order drawn from ``seed`` (``compare --vary
+    stream``).
     """
     check_scenario(scenario, ("domain", "task"), "rotated-mnist")
     if len(angles) == 0:
@@ -65,6 +67,11 @@ def rotated(
     xtr, ytr, xte, yte = as_images(data.x_train), data.y_train, as_images(data.x_test), data.y_test
     check_memory("rotated-mnist", len(angles), xtr, xte, train_per_task)
     check_seed(seed)
+    if not isinstance(shuffle_order, bool):
+        raise LifelongError(f"benchmark option shuffle_order must be true or false, got {shuffle_order!r}")
+    if shuffle_order:
+        perm = torch.randperm(len(angles), generator=torch.Generator().manual_seed(seed))
+        angles = [angles[i] for i in perm.tolist()]
     gen = torch.Generator().manual_seed(seed)
     norm, meta = normalizer(data, normalize)
     classes = tuple(range(num_classes(ytr)))
