@@ -132,7 +132,7 @@ class Tuning:
         return tuning
 
     def check(self) -> None:
-        """Protocol, metric and search options; the space's names and values (``space``)."""
+        """Protocol, metric and search options; the space's names and every point's values."""
         from .metrics import METRICS
 
         if self.protocol not in PROTOCOLS:
@@ -147,7 +147,7 @@ class Tuning:
         if metric.needs_reference:
             raise LifelongError(f"metric {self.metric!r} needs a reference run, which a tuning does not "
                                 "make; score by another (acc, bwt, forgetting, …)")
-        self.space()
+        self.points()  # every value builds: a typo fails now, not after hours of trials
 
     def space(self) -> dict[str, Any]:
         """The strategy's default search space, the user's keys replacing or adding values, less
@@ -199,7 +199,10 @@ class Tuning:
                 VALIDATION_OPTION: {"fraction": self.validation, "seed": self.split_seed, "tasks": tasks}}
 
     def plan(self) -> list[PlannedRun]:
-        """One run per point and seed, seed-major (a partial search has every point once)."""
+        """One run per point and seed, seed-major (a partial search has every point once); the
+        hyper-parameters written out in full, as a comparison's (a changed default retrains)."""
+        from .strategies import resolved_hyperparameters
+
         points = self.points()
         benchmark_options = self.benchmark_options_tuned()
         runs = []
@@ -208,7 +211,8 @@ class Tuning:
                 options, train = self.split_point(point)
                 config = RunConfig(benchmark=self.benchmark, strategy=self.strategy, model=self.model,
                                    benchmark_options=benchmark_options,
-                                   strategy_options={**self.params, **options},
+                                   strategy_options=resolved_hyperparameters(
+                                       self.strategy, **{**self.params, **options}),
                                    model_options=self.model_options,
                                    train=make_train_config({**self.base_train, **train, "seed": seed}))
                 runs.append(PlannedRun(self.benchmark, point_label(point), seed, config))
