@@ -38,3 +38,15 @@ def test_ray_executor_matches_the_local_executor(local_ray, tmp_path, data_dir):
     for run in c.plan():
         assert (tmp_path / "ray" / "runs" / run.config.run_id() / "result.json").exists()
 
+
+
+def test_ray_tunes_as_the_local_executor_does(local_ray, tmp_path, data_dir):
+    import lifelong as ll
+
+    tuning = {"strategy": "ewc", "benchmark_options": {"source": str(data_dir), "angles": [0, 45]},
+              "model_options": {"hidden": [16]}, "grid": {"lam": [1.0, 100.0]},
+              "train": {"epochs": 1, "lr": 0.01, "batch_size": 32, "device": "cpu"}}
+    on_ray = ll.tune(tuning, tmp_path / "ray", executor="ray")
+    local = ll.tune(tuning, tmp_path / "local")
+    assert [(t.values, t.scores) for t in on_ray.ranking] == [(t.values, t.scores) for t in local.ranking]
+    assert (tmp_path / "ray" / "best.json").read_text() == (tmp_path / "local" / "best.json").read_text()

@@ -7,6 +7,9 @@ Build a stream, pick a model and a strategy, run, read the metrics::
     model = ll.make_model("mlp", stream.input_shape, stream.num_classes)
     model, result = ll.fit(stream, model, ll.make_strategy("naive"), ll.preset("homework"))
     print(result.metrics)
+
+Choose hyper-parameters on validation data (never the test set) with ``ll.tune``; its
+``best.json`` goes to ``lifelong run/compare --hparams`` (docs/tuning.md).
 """
 
 from .api import build, fit, run
@@ -25,6 +28,7 @@ from .metrics import (
 from .models import make_model
 from .results import RunResult, load_result, save_result
 from .strategies import Strategy, make_strategy
+from .tuning import TuneResult, Tuning, tune
 
 __version__ = "0.1.0"
 
@@ -33,4 +37,5 @@ __all__ = [
     "TrainConfig", "all_metrics", "average_accuracy", "backward_transfer", "build", "fit",
     "forgetting", "forward_transfer", "learning_accuracy", "load_learner", "load_result",
     "make_benchmark", "make_model", "make_strategy", "preset", "run", "save_learner", "save_result",
+    "TuneResult", "Tuning", "tune",
 ]

@@ -15,7 +15,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "(ewc+replay: combined, options as --param ewc.lam=1000)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--preset", help="training protocol: homework (default) or gem")
-    p.add_argument("--hparams", help="hyper-parameter preset of the methods: course, tuned or fast")
+    p.add_argument("--hparams", help="hyper-parameter preset of the methods (course, tuned or fast), or a "
+                   "best.json written by `lifelong tune`")
     p.add_argument("--optimizer", help="adam or sgd")
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int, dest="batch_size")
@@ -67,7 +68,8 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                    help="hyper-parameter of one method, e.g. ewc.lam=100")
     for flag, text in (("--model", MODEL_HELP),
                        ("--preset", "training protocol: homework (default) or gem"),
-                       ("--hparams", "methods' hyper-parameter preset: tuned (default), course or fast"),
+                       ("--hparams", "hyper-parameter preset of the methods: tuned (default), course or fast, "
+                        "or a best.json written by `lifelong tune` (values per strategy)"),
                        ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
                        ("--data", DATA_HELP)):
         p.add_argument(flag, help=text)
@@ -92,4 +94,44 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                    "replace another comparison (its plan and report) in --out")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log per-epoch scalars to OUT/tensorboard (needs tensorboard)")
+    add_augment_argument(p)
+
+
+def add_tune_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``lifelong tune``."""
+    p.add_argument("config", nargs="?", help="a TOML file describing the tuning (docs/tuning.md)")
+    p.add_argument("--strategy", help="the method to tune (see `lifelong list`)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2",
+                   help="values to try for a hyper-parameter or train option (lr), replacing the method's "
+                   "default values for KEY; KEY=LOW..HIGH or KEY=log:LOW..HIGH: a range, with --random")
+    p.add_argument("--random", type=int, metavar="N", help="N random points of the space instead of the grid")
+    p.add_argument("--search-seed", type=int, dest="search_seed",
+                   help="seed of the random points (default 0)")
+    p.add_argument("--protocol", help="validation (default: every task, scored on a part of its training "
+                   "data) or first-tasks (the first --tasks tasks only; Chaudhry et al. 2019)")
+    p.add_argument("--validation", type=float, metavar="FRACTION",
+                   help="share of each class of each task's training data held out to score (default 0.1)")
+    p.add_argument("--tasks", type=int, help="first-tasks: how many first tasks (default 3)")
+    p.add_argument("--split-seed", type=int, dest="split_seed",
+                   help="seed of the validation split (default 0)")
+    p.add_argument("--metric", help="registered metric to rank by (default acc; see `lifelong list`)")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds; points are ranked by the mean over them")
+    p.add_argument("--benchmark", help="stream name (see `lifelong list`)")
+    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--preset", help="training protocol: homework (default) or gem")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a hyper-parameter fixed, not searched")
+    for flag in ("--optimizer", "--device", "--data", "--scenario"):
+        p.add_argument(flag)
+    p.add_argument("--lr", type=float, help="learning rate (fixed; search it with --grid lr=…)")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--epochs", type=int, help="epochs per task")
+    p.add_argument("--bopt", action="append", metavar="KEY=VALUE", help="benchmark option")
+    p.add_argument("--mopt", action="append", metavar="KEY=VALUE", help="model option")
+    p.add_argument("--out", default="runs/tune",
+                   help="folder for the trials and best.json (default: runs/tune)")
+    p.add_argument("--jobs", type=int, default=1, help="trials in parallel on this machine")
+    p.add_argument("--threads", type=int, help=THREADS_HELP + " (with --jobs 1)")
+    p.add_argument("--executor", default="local", help="local (default) or ray")
+    p.add_argument("--force", action="store_true", help="retrain trials that are already finished")
     add_augment_argument(p)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .arguments import OneLineParser, add_compare_arguments, add_run_arguments
+from .arguments import OneLineParser, add_compare_arguments, add_run_arguments, add_tune_arguments
 from .errors import LifelongError
 from .threads import note_if_busy, set_threads
 
@@ -82,6 +82,13 @@ def build_run_config(args: argparse.Namespace):
     train = dict(PRESETS[preset]) if preset else {}
     hparams = data.pop("hparams", None)
     hparams = args.hparams or hparams
+    chosen: dict[str, Any] = {}
+    if hparams:
+        from .hparams import hparams_for
+
+        name = args.strategy or data.get("strategy", "naive")
+        chosen, tuned_train = hparams_for(hparams, "+".join(name) if isinstance(name, list) else name)
+        train.update(tuned_train)  # the preset's, then the tuned values, then the file's and flags'
     train.update(data.pop("train", {}) or {})
     for flag in ("optimizer", "lr", "batch_size", "epochs", "seed", "device", "augment"):
         value = getattr(args, flag)
@@ -97,14 +104,29 @@ def build_run_config(args: argparse.Namespace):
         data["benchmark_options"]["source"] = args.data
     if args.scenario is not None:
         data["benchmark_options"]["scenario"] = args.scenario
-    if hparams:
-        from .strategies.importance import hyperparameter_preset
-
-        name = data.get("strategy", "naive")
-        defaults = hyperparameter_preset(hparams, "+".join(name) if isinstance(name, list) else name)
-        data["strategy_options"] = {**defaults, **data["strategy_options"]}
+    data["strategy_options"] = {**chosen, **data["strategy_options"]}
     data["train"] = make_train_config(train)
     return RunConfig.from_dict(data)
+
+
+def merge_shared_flags(data: dict[str, Any], args: argparse.Namespace) -> None:
+    """The train, benchmark and model flags ``compare`` and ``tune`` share, over a file's tables."""
+    train = dict(data.get("train") or {})
+    for flag in ("optimizer", "lr", "batch_size", "epochs", "device", "augment"):
+        if getattr(args, flag) is not None:
+            train[flag] = getattr(args, flag)
+    data["train"] = train
+    bopt = {**(data.get("benchmark_options") or {}), **parse_assignments(args.bopt, "--bopt")}
+    if args.data is not None:
+        bopt["source"] = args.data
+    if isinstance(args.scenario, list):  # compare: one or several, side by side
+        data.pop("scenarios", None)
+        data["scenarios"] = args.scenario
+        bopt.pop("scenario", None)  # the flag overrides the file's
+    elif args.scenario is not None:
+        bopt["scenario"] = args.scenario
+    data["benchmark_options"] = bopt
+    data["model_options"] = {**(data.get("model_options") or {}), **parse_assignments(args.mopt, "--mopt")}
 
 
 def build_comparison(args: argparse.Namespace):
@@ -128,24 +150,10 @@ def build_comparison(args: argparse.Namespace):
     for key in ("preset", "hparams", "model"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
-    train = dict(data.get("train") or {})
-    for flag in ("optimizer", "lr", "batch_size", "epochs", "device", "augment"):
-        if getattr(args, flag) is not None:
-            train[flag] = getattr(args, flag)
-    data["train"] = train
-    bopt = {**(data.get("benchmark_options") or {}), **parse_assignments(args.bopt, "--bopt")}
-    if args.data is not None:
-        bopt["source"] = args.data
-    if args.scenario is not None:
-        data.pop("scenarios", None)
-        data["scenarios"] = args.scenario
-        bopt.pop("scenario", None)  # the flag overrides the file's
+    merge_shared_flags(data, args)
     for key in ("reference", "vary"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
-    data["benchmark_options"] = bopt
-    data["model_options"] = {**(data.get("model_options") or {}),
-                             **parse_assignments(args.mopt, "--mopt")}
     params = {k: dict(v) for k, v in (data.get("params") or {}).items()}
     for key, value in parse_assignments(args.param, "--param").items():
         strategy, dot, name = key.partition(".")
@@ -154,6 +162,71 @@ def build_comparison(args: argparse.Namespace):
         params.setdefault(strategy, {})[name] = value
     data["params"] = params
     return Comparison.from_dict(data)
+
+
+def build_tuning(args: argparse.Namespace):
+    """The tuning a TOML file names, with the flags overriding it."""
+    from .config import check_table, load_toml
+    from .tuning import Tuning
+
+    data: dict[str, Any] = load_toml(args.config) if args.config else {}
+    for key in ("train", "benchmark_options", "model_options", "params", "grid"):
+        check_table(key, data.get(key) or {})
+    for key in ("strategy", "benchmark", "model", "preset", "protocol", "metric", "random", "search_seed",
+                "tasks", "split_seed", "validation", "seeds"):
+        if getattr(args, key) is not None:
+            data[key] = getattr(args, key)
+    merge_shared_flags(data, args)
+    data["params"] = {**(data.get("params") or {}), **parse_assignments(args.param, "--param")}
+    data["grid"] = {**(data.get("grid") or {}), **parse_grid(args.grid)}
+    return Tuning.from_dict(data)
+
+
+def parse_grid(pairs: list[str] | None) -> dict[str, Any]:
+    """``--grid lam=1,10,100`` → {"lam": [1, 10, 100]}; ``--grid lr=log:1e-4..1e-2`` keeps the
+    range's text (``lifelong.search`` reads it)."""
+    grid: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key or not text.strip(" ,"):
+            raise LifelongError(f"--grid expects KEY=V1,V2,… (or KEY=LOW..HIGH with --random), got {pair!r}")
+        key = key.replace("-", "_")
+        if key in grid:
+            raise LifelongError(f"--grid {key} is given twice; list all its values once: {key}=V1,V2,…")
+        if ".." in text:
+            grid[key] = text
+        elif text.startswith("["):
+            values = parse_value(text)
+            if not isinstance(values, list):
+                raise LifelongError(f"--grid {pair!r}: the values are not a list; write {key}=V1,V2,…")
+            grid[key] = values
+        else:
+            pieces = text.split(",")
+            if any(not piece.strip() for piece in pieces):
+                raise LifelongError(f"--grid {pair!r} has an empty value; write {key}=V1,V2,…")
+            grid[key] = [parse_value(piece.strip()) for piece in pieces]
+    return grid
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .progress import ComparisonProgress
+    from .search import point_label
+    from .tuning import tune
+
+    tuning = build_tuning(args)
+    threads = set_threads(args.threads, args.jobs)
+    if args.executor == "local":
+        note_if_busy(threads * args.jobs if args.jobs > 1 else threads)
+    result = tune(tuning, args.out, jobs=args.jobs, executor=args.executor, reuse=not args.force,
+                  display=ComparisonProgress())
+    rows = [{"rank": i + 1, "values": point_label(t.values), f"mean {result.metric}": t.mean,
+             **{f"seed {s}": v for s, v in zip(tuning.seeds, t.scores)}}
+            for i, t in enumerate(result.ranking)]
+    print(format_table(rows, list(rows[0])))
+    print(f"best ({tuning.protocol} protocol, {result.metric} on validation data): "
+          f"{point_label(result.best.values)}")
+    print(f"best values: {result.best_file} (lifelong run/compare --hparams {result.best_file})")
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -245,6 +318,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list benchmarks, models, strategies, metrics and presets")
     p.set_defaults(func=cmd_list)
     add_compare_parser(sub)
+    p = sub.add_parser("tune", help="choose hyper-parameters on validation data (not the test set)",
+                       description="Grid or random search under the validation or first-tasks protocol; "
+                       "writes OUT/best.json for --hparams. See docs/tuning.md.")
+    add_tune_arguments(p)
+    p.set_defaults(func=cmd_tune)
     for name, func, text in (("report", cmd_report, "redraw figures, tables and report.html"),
                              ("plot", cmd_plot, "redraw the figures only")):
         p = sub.add_parser(name, help=f"{text} from saved results (no training)")

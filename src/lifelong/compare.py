@@ -51,11 +51,13 @@ VARY = ("stream",)
 
 @dataclass(frozen=True)
 class Entry:
-    """One benchmark or method of a comparison: a display label, a registry name, options."""
+    """One benchmark or method of a comparison: a display label, a registry name, options, and
+    (a method) train options of its own (those ``--hparams best.json`` tuned with it)."""
 
     label: str
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class Comparison:
         if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
             raise LifelongError("params must map a strategy name to a table of hyper-parameters")
         methods = _entries(data.get("strategies") or list(DEFAULT_STRATEGIES), "strategy", {},
-                           params, data.get("hparams"))
+                           params, data.get("hparams"), set(data.get("train") or {}))
         from .strategies.combined import member_names
 
         members = {part for m in methods if "+" in m.name for part in member_names(m.name)}
@@ -164,7 +166,7 @@ class Comparison:
                         benchmark=bench.name, strategy=method.name, model=self.model,
                         benchmark_options=options, strategy_options=resolved[method.label],
                         model_options=self.model_options,
-                        train=make_train_config({**self.train, "seed": seed}))
+                        train=make_train_config({**self.train, **method.train, "seed": seed}))
                     runs.append(PlannedRun(bench.label, method.label, seed, config))
         return runs
 
@@ -206,8 +208,10 @@ class Comparison:
 
 
 def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None = None,
-             hparams: str | None = None) -> tuple[Entry, ...]:
-    from .strategies.importance import hyperparameter_preset
+             hparams: str | None = None, explicit_train: set[str] = frozenset()) -> tuple[Entry, ...]:
+    """The benchmarks or methods; a method's values from ``hparams`` (a preset, or a tuned file:
+    its train options too, except those the comparison sets itself) under its explicit ones."""
+    from .hparams import hparams_for
 
     if isinstance(items, str) or not isinstance(items, list):
         items = [items]
@@ -223,14 +227,16 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
         label = str(given if given is not None else DEFAULT_LABELS.get(name, name) if kind == "strategy"
                     else name)
         options = {**shared, **item}
+        train: dict[str, Any] = {}
         if kind == "strategy":
-            preset = hyperparameter_preset(hparams, name) if hparams else {}
+            preset, train = hparams_for(hparams, name, required=False) if hparams else ({}, {})
+            train = {k: v for k, v in train.items() if k not in explicit_train}
             explicit = _explicit_options(name, item, params or {})
             options = {**preset, **explicit}
             if given is None and explicit:  # the report then says which λ (or other value) it shows
                 label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in explicit.items()) + ")"
-        out.append(Entry(label, name, options))
+        out.append(Entry(label, name, options, train))
     labels = [e.label for e in out]
     duplicate = next((x for x in labels if labels.count(x) > 1), None)
     if duplicate is not None:

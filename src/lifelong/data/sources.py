@@ -25,15 +25,18 @@ Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 MNIST5K_SPLIT_SEED = 20170302  # fixed forever: the same 4,000/1,000 split on every machine
 
 
-def stratified_split(y: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Indices (train, test) with exactly ``test_per_class`` test examples of every class."""
+def stratified_split(y: np.ndarray, test_per_class: int | None = None, seed: int = 0,
+                     fraction: float | None = None) -> tuple[np.ndarray, ...]:
+    """Indices (train, test) with exactly ``test_per_class`` test examples of every class, or
+    ``fraction`` of each class's examples (rounded, at least one; at least one left to train)."""
     rng = np.random.RandomState(seed)
     train, test = [], []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         idx = idx[rng.permutation(len(idx))]
-        test.append(idx[:test_per_class])
-        train.append(idx[test_per_class:])
+        count = test_per_class if fraction is None else min(len(idx) - 1, max(1, round(fraction * len(idx))))
+        test.append(idx[:count])
+        train.append(idx[count:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 

@@ -47,6 +47,15 @@ def _words_for_text_options(factory: Callable[..., Any], options: dict[str, Any]
             for k, v in options.items()}
 
 
+def search_space(name: str) -> dict[str, tuple]:
+    """The default values ``lifelong tune`` tries for strategy ``name`` (its class's
+    ``search_space``); a combination's are its members', as ``member.key``."""
+    load_all()
+    if "+" in name:
+        return {f"{part}.{k}": v for part in member_names(name) for k, v in search_space(part).items()}
+    return dict(STRATEGIES.get(name).search_space)
+
+
 def resolved_hyperparameters(name: str, **options) -> dict:
     """Every hyper-parameter of ``name`` with ``options`` applied, defaults written out.
 
@@ -55,4 +64,5 @@ def resolved_hyperparameters(name: str, **options) -> dict:
     return make_strategy(name, **options).hyperparameters()
 
 
-__all__ = ["Batch", "Combined", "Strategy", "load_all", "make_strategy", "resolved_hyperparameters"]
+__all__ = ["Batch", "Combined", "Strategy", "load_all", "make_strategy", "resolved_hyperparameters",
+           "search_space"]

@@ -110,6 +110,9 @@ class Strategy:
 
     needs_task_identity = False
     """True for methods that route by task at test time (PNN, PackNet, CPG)."""
+    search_space: dict[str, tuple] = {}
+    """The values ``lifelong tune`` tries by default, hyper-parameter → values (its grid); empty
+    for a method without one to tune (naive, joint, A-GEM: the memory is the protocol's budget)."""
     tasks_learned_ = 0
     """How many tasks the strategy has learned: the loop sets it after each task (and on resume)."""
     augmentation: Augment | None = None

@@ -96,6 +96,8 @@ def fit_bias(logits: torch.Tensor, y: torch.Tensor, new: torch.Tensor, steps: in
 class BiC(SeededRandom, Strategy):
     """Replay with distillation, and an (α, β) correction of each task's new classes."""
 
+    search_space = {"temperature": (1.0, 2.0, 4.0)}
+
     predict_routes_by_task = False  # predict corrects the shared outputs; it does not pick weights by task
 
     def __init__(self, buffer_size: int = 1000, val_fraction: float = 0.1, temperature: float = 2.0,

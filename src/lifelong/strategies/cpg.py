@@ -71,6 +71,8 @@ PICK_THRESHOLD = 5e-3
 class CPG(Strategy):
     """Compacting, Picking and Growing (Hung et al. 2019). See the module docstring."""
 
+    search_space = {"tolerance": (0.005, 0.01, 0.02)}
+
     needs_task_identity = True
 
     def __init__(self, holdout: float = 0.1, tolerance: float = 0.01, max_sparsity: float = 0.9,

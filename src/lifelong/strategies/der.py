@@ -51,6 +51,8 @@ def logit_distance(logits: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
 class DER(Rehearsal):
     """α · the squared distance between the logits on stored inputs and those stored with them."""
 
+    search_space = {"alpha": (0.1, 0.3, 0.5, 1.0)}
+
     seed_offset = 4005
 
     def __init__(self, alpha: float = 0.5, buffer_size: int = 500,
@@ -78,6 +80,8 @@ class DER(Rehearsal):
                               "draw (Buzzega 2020)")
 class DERpp(DER):
     """DER's logit term + β · cross-entropy on the labels of a second, independent draw (eq. 5)."""
+
+    search_space = {"alpha": (0.1, 0.5, 1.0), "beta": (0.25, 0.5, 1.0)}
 
     seed_offset = 4006
 

@@ -42,6 +42,8 @@ def keep_classes(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
 class ERACE(Rehearsal):
     """Cross-entropy over the incoming batch's classes + over every seen class for replay."""
 
+    search_space = {"replay_batch_size": (32, 64, 128, 256)}
+
     seed_offset = 4007
 
     def __init__(self, buffer_size: int = 500, replay_batch_size: int | None = None) -> None:

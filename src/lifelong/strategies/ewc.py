@@ -38,6 +38,8 @@ FISHER_KINDS = ("true", "empirical")
 class EWC(QuadraticPenalty):
     """Ω = the diagonal Fisher information of the task just learned."""
 
+    search_space = {"lam": (1e2, 1e3, 1e4, 1e5)}
+
     default_merge = "separate"
 
     def __init__(self, lam: float = 1000.0, fisher: str = "true", per_sample: bool = True,

@@ -103,6 +103,8 @@ def write_grad(params: list[torch.Tensor], vector: torch.Tensor) -> None:
 class GEM(SeededRandom, Strategy):
     """GEM: per-task episodic memories and a QP projection of every conflicting gradient."""
 
+    search_space = {"margin": (0.0, 0.1, 0.5, 1.0)}
+
 
     def __init__(self, memory_per_task: int = 256, margin: float = 0.5, eps: float = 1e-3,
                  memory_grads: str = "batched") -> None:

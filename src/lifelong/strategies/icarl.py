@@ -90,6 +90,8 @@ def nme_scores(features: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
 class ICaRL(SeededRandom, Strategy):
     """iCaRL (see the module docstring)."""
 
+    search_space = {"replay_batch_size": (32, 64, 128, 256)}
+
     predict_routes_by_task = False
     """Its ``predict`` is a classifier on the shared network, not routing: it combines with others."""
 

@@ -104,6 +104,8 @@ class KroneckerLaplace(Strategy):
     """λ Σ_layers tr(ΔW̃ᵀ G ΔW̃ A): one (A, G, anchor) per task and linear layer (``per_task``),
     or one per layer, merged across tasks (``merged``)."""
 
+    search_space = {"lam": (1.0, 10.0, 100.0, 1000.0)}
+
 
     def __init__(self, lam: float = 10.0, fisher: str = "true", samples: int | None = None,
                  form: str = "per_task", tol: float | None = None) -> None:

@@ -21,6 +21,8 @@ from .importance import Params, QuadraticPenalty, trainable
 class L2(QuadraticPenalty):
     """Ω = 1 for every trainable parameter."""
 
+    search_space = {"lam": (0.03, 0.3, 3.0, 30.0)}
+
     default_merge = "latest"
 
     def __init__(self, lam: float = 0.3, merge: str | None = None, gamma: float = 1.0) -> None:

@@ -60,6 +60,8 @@ def distillation_loss(
 class LwF(Strategy):
     """LwF: cross-entropy on the new task + λ·distillation from the previous model."""
 
+    search_space = {"lam": (0.3, 1.0, 3.0, 10.0), "temperature": (1.0, 2.0)}
+
 
     def __init__(self, lam: float = 1.0, temperature: float = 2.0) -> None:
         check_number("lam", lam)  # λ_o, the distillation weight

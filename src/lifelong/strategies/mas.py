@@ -29,6 +29,8 @@ from .importance import Params, QuadraticPenalty
 class MAS(QuadraticPenalty):
     """Ω = mean over examples of |∂‖f(x)‖²/∂θ|."""
 
+    search_space = {"lam": (0.1, 1.0, 10.0, 100.0)}
+
     default_merge = "sum"
 
     def __init__(self, lam: float = 1.0, samples: int | None = None, merge: str | None = None,

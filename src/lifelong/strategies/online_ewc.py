@@ -20,6 +20,8 @@ from .ewc import EWC
 class OnlineEWC(EWC):
     """EWC with one decayed running Fisher and the latest weights as the only anchor."""
 
+    search_space = {"lam": (1e2, 1e3, 1e4, 1e5), "gamma": (0.9, 1.0)}
+
     default_merge = "decay"
 
     def __init__(self, lam: float = 1000.0, gamma: float = 1.0, fisher: str = "true",

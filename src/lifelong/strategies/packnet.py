@@ -57,6 +57,8 @@ class PackNet(Strategy):
     network learns, and 2–10 epochs left split MNIST 1–2.6 points below each task alone.
     """
 
+    search_space = {"prune": (0.5, 0.75, 0.9)}
+
     needs_task_identity = True
 
     def __init__(self, prune: float = 0.75, retrain_epochs: int = 30) -> None:

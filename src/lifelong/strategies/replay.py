@@ -42,6 +42,8 @@ ONLINE_POLICIES = tuple(p for p in POLICIES if p != "herding")  # herding needs 
 class Replay(Rehearsal):
     """Experience replay from a bounded memory of past examples."""
 
+    search_space = {"replay_batch_size": (32, 64, 128, 256)}
+
     seed_offset = 4003
 
     def __init__(self, buffer_size: int = 1000, replay_batch_size: int | None = None,

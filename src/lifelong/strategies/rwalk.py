@@ -38,6 +38,8 @@ from .steps import PathIntegral
 class RWalk(QuadraticPenalty):
     """Ω = F (moving average over all training) + s (KL-normalised path score, averaged)."""
 
+    search_space = {"lam": (1e2, 1e3, 1e4, 1e5)}
+
     default_merge = "latest"
 
     def __init__(self, lam: float = 10000.0, alpha: float = 0.9, interval: int = 50,

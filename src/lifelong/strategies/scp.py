@@ -38,6 +38,8 @@ CHUNK = 1000
 class SCP(QuadraticPenalty):
     """Ω = mean over random slices ξ of (∂⟨ξ, mean output⟩/∂θ)²."""
 
+    search_space = {"lam": (3e2, 3e3, 3e4)}
+
     default_merge = "sum"
 
     def __init__(self, lam: float = 3000.0, slices: int = 100, samples: int | None = 1000,

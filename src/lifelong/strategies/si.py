@@ -33,6 +33,8 @@ from .steps import PathIntegral
 class SI(QuadraticPenalty):
     """Ω += max(0, ω / (Δθ² + ξ)) with ω the path integral of −g·dθ over the task."""
 
+    search_space = {"lam": (1e2, 1e3, 1e4, 1e5)}
+
     default_merge = "sum"
 
     def __init__(self, lam: float = 10000.0, xi: float = 0.1, merge: str | None = None,
