@@ -68,7 +68,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
                    help="hyper-parameter of one method, e.g. ewc.lam=100")
     for flag, text in (("--model", MODEL_HELP),
                        ("--preset", "training protocol: homework (default) or gem"),
-                       ("--hparams", "hyper-parameter preset of the methods: tuned (default), course or fast, "
+                       ("--hparams", "methods' hyper-parameter preset: tuned (default), course or fast, "
                         "or a best.json written by `lifelong tune` (values per strategy)"),
                        ("--optimizer", "adam or sgd"), ("--device", "auto, cpu or cuda"),
                        ("--data", DATA_HELP)):

@@ -290,7 +290,8 @@ def tune(tuning: Tuning | dict, out: str | Path, jobs: int = 1, executor: str = 
     if best_file.exists():
         read_hparams(best_file)  # a damaged file is refused now, not after the search
     check_writable(out)
-    results, failures = execute(runs, out / RUNS_DIR, {tuning.benchmark: stream}, jobs=jobs,
+    streams = {run.stream_key: stream for run in runs}  # every trial shares the one held-out stream
+    results, failures = execute(runs, out / RUNS_DIR, streams, jobs=jobs,
                                 executor=executor, reuse=reuse, display=display)
     ranking = rank(tuning, runs, results)
     if ranking:
