@@ -1,4 +1,4 @@
-"""``--hparams``: a named preset of the methods' values (``course``, ``tuned``) or a best-parameters
+"""``--hparams``: a named preset of the methods' values (``course``, ``tuned``, ``fast``) or a best-parameters
 file written by ``lifelong tune``, which ``lifelong run`` and ``lifelong compare`` read.
 
 The file is JSON::
@@ -29,8 +29,10 @@ HPARAMS_FORMAT, HPARAMS_VERSION = "lifelong-hparams", 1
 def read_hparams(path: str | Path) -> dict[str, dict[str, Any]]:
     """strategy → its entry, from a best-parameters file; one-line errors for a missing,
     unreadable or malformed file."""
+    from .strategies.importance import HYPERPARAMETER_PRESETS
+
     path = Path(path)
-    hint = "give a preset (course, tuned) or a file written by `lifelong tune`"
+    hint = f"give a preset ({', '.join(HYPERPARAMETER_PRESETS)}) or a file written by `lifelong tune`"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
