@@ -17,16 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lifelong.data.sources import load_mnist5k
-
-
-def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of ``n // classes`` examples of every class of ``y``, drawn with ``seed``, sorted."""
-    classes = np.unique(y)
-    rng = np.random.default_rng(seed)
-    per_class = n // len(classes)
-    picks = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in classes]
-    return np.sort(np.concatenate(picks))
+from lifelong.data.sources import load_mnist5k, stratified_split
 
 
 def main() -> None:
@@ -39,7 +30,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for n in args.sizes:
-        keep = stratified_subset(y_train, n, args.seed)
+        _, keep = stratified_split(y_train, test_per_class=n // 10, seed=args.seed)  # n/10 per class
         path = out / f"mnist5k-{n}.npz"
         np.savez(path, x_train=x_train[keep], y_train=y_train[keep], x_test=x_test, y_test=y_test)
         print(f"{path}: {len(keep)} training digits ({n // 10} per class), {len(y_test)} test digits")
