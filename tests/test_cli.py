@@ -187,3 +187,16 @@ def test_replaced_data_files_give_another_run_id(tmp_path):
     os.utime(folder / "train-images-idx3-ubyte", ns=(1, 2))
     assert config.run_id() != before
     assert RunConfig().run_id() == RunConfig().run_id()   # the embedded digits: no stamp
+
+
+def test_param_of_a_hyphenated_strategy_keeps_its_name():
+    """`--param online-ewc.lam=…` sets online EWC's λ (a hyphen in the option's name still reads as
+    an underscore: `ewc.per-sample` is `per_sample`)."""
+    from lifelong.cli import build_comparison, make_parser, parse_assignments
+
+    assert parse_assignments(["online-ewc.lam=10", "ewc.per-sample=false", "max-steps=3"], "--param") == {
+        "online-ewc.lam": 10, "ewc.per_sample": False, "max_steps": 3}
+    args = make_parser().parse_args(["compare", "--strategies", "naive", "online-ewc", "--param",
+                                     "online-ewc.lam=10", "--param", "online-ewc.gamma=0.9"])
+    labels = [m.label for m in build_comparison(args).methods]
+    assert labels == ["naive (baseline)", "online-ewc (lam=10, gamma=0.9)"]

@@ -38,7 +38,8 @@ def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise LifelongError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        out[key.replace("-", "_")] = parse_value(value)
+        owner, dot, name = key.rpartition(".")  # a strategy's name keeps its hyphens (online-ewc.lam)
+        out[owner + dot + name.replace("-", "_")] = parse_value(value)
     return out
 
 
