@@ -329,3 +329,17 @@ def test_tune_command_errors_are_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "t").exists()
+
+
+def test_a_failed_trial_is_named_in_the_error_and_in_best_json(data_dir, tmp_path):
+    """A diverging point does not stop the others; best.json keeps the best finished point and
+    says which trials failed, so a reader of the file knows the ranking is partial."""
+    out = tmp_path / "tune"
+    train = {k: v for k, v in TRAIN.items() if k != "lr"}
+    with pytest.raises(ll.LifelongError, match="1 of 2 trials failed"):
+        ll.tune(tiny(data_dir, grid={"lam": [1.0], "lr": [0.01, 1e30]}, train=train), out)
+    entry = json.loads((out / "best.json").read_text())["strategies"]["ewc"]
+    assert entry["train"] == {"lr": 0.01}
+    assert [t["values"] for t in entry["trials"]] == [{"lam": 1.0, "lr": 0.01}]
+    (label, reason), = entry["failed"].items()
+    assert "lr=1e+30" in label and "diverged" in reason

@@ -295,7 +295,7 @@ def tune(tuning: Tuning | dict, out: str | Path, jobs: int = 1, executor: str = 
                                 executor=executor, reuse=reuse, display=display)
     ranking = rank(tuning, runs, results)
     if ranking:
-        write_hparams(best_file, tuning.strategy, _entry(tuning, ranking))
+        write_hparams(best_file, tuning.strategy, _entry(tuning, ranking, failures))
     if failures:
         first = next(iter(failures.items()))
         raise LifelongError(f"{len(failures)} of {len(runs)} trials failed (first: {first[0]}: {first[1]}); "
@@ -303,10 +303,13 @@ def tune(tuning: Tuning | dict, out: str | Path, jobs: int = 1, executor: str = 
     return TuneResult(tuning.strategy, tuning.metric, ranking, best_file)
 
 
-def _entry(tuning: Tuning, ranking: list[Trial]) -> dict[str, Any]:
+def _entry(tuning: Tuning, ranking: list[Trial], failures: dict[str, str]) -> dict[str, Any]:
+    """best.json's entry: the best point, how it was found, every finished point's scores, and
+    the trials that failed (the best is the best of the points that finished)."""
     options, train = tuning.split_point(ranking[0].values)
     return {"strategy_options": {**tuning.params, **options}, "train": train, "metric": tuning.metric,
             "score": ranking[0].mean, "seeds": list(tuning.seeds), "protocol": tuning.protocol_record(),
             "benchmark": tuning.benchmark, "benchmark_options": tuning.benchmark_options,
             "model": tuning.model, "model_options": tuning.model_options, "base_train": tuning.base_train,
-            "trials": [{"values": t.values, "scores": t.scores, "mean": t.mean} for t in ranking]}
+            "trials": [{"values": t.values, "scores": t.scores, "mean": t.mean} for t in ranking],
+            **({"failed": dict(failures)} if failures else {})}
