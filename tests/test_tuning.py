@@ -252,7 +252,7 @@ def test_tune_never_reads_the_test_split_and_a_rerun_retrains_only_missing_trial
     assert [(t.values, t.scores) for t in again.ranking] == [(t.values, t.scores) for t in first.ranking]
 
 
-def test_best_file_round_trips_into_run_and_compare(data_dir, tmp_path):
+def test_best_file_round_trips_into_run_and_compare(data_dir, tmp_path, capsys):
     out = tmp_path / "tune"
     train = {k: v for k, v in TRAIN.items() if k != "lr"}
     result = ll.tune(tiny(data_dir, grid={"lam": [1.0, 100.0], "lr": [0.01, 0.001]}, train=train), out)
@@ -280,6 +280,9 @@ def test_best_file_round_trips_into_run_and_compare(data_dir, tmp_path):
     comparison = build_comparison(make_parser().parse_args(
         ["compare", "--strategies", "ewc", "--hparams", str(out / "best.json"), "--lr", "0.2"]))
     assert comparison.plan()[0].config.train.lr == 0.2
+    note = capsys.readouterr().err  # the comparison's --lr wins, and says whose value it replaced
+    assert note.count("\n") == 1
+    assert f"ewc runs with the comparison's lr=0.2, not the lr={chosen['lr']:g} of" in note
 
     code = main(["run", "--strategy", "ewc", "--hparams", str(out / "best.json"), "--data", str(data_dir),
                  "--bopt", "angles=0,45", "--mopt", "hidden=[16]", "--epochs", "1", "--device", "cpu",

@@ -25,6 +25,7 @@ written by :mod:`lifelong.report`.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ class Comparison:
         if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
             raise LifelongError("params must map a strategy name to a table of hyper-parameters")
         methods = _entries(data.get("strategies") or list(DEFAULT_STRATEGIES), "strategy", {},
-                           params, data.get("hparams"), set(data.get("train") or {}))
+                           params, data.get("hparams"), dict(data.get("train") or {}))
         from .strategies.combined import member_names
 
         members = {part for m in methods if "+" in m.name for part in member_names(m.name)}
@@ -208,9 +209,10 @@ class Comparison:
 
 
 def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None = None,
-             hparams: str | None = None, explicit_train: set[str] = frozenset()) -> tuple[Entry, ...]:
+             hparams: str | None = None, explicit_train: dict[str, Any] | None = None) -> tuple[Entry, ...]:
     """The benchmarks or methods; a method's values from ``hparams`` (a preset, or a tuned file:
-    its train options too, except those the comparison sets itself) under its explicit ones."""
+    its train options too, except those the comparison sets itself — a note on stderr says so
+    where they differ) under its explicit ones."""
     from .hparams import hparams_for
 
     if isinstance(items, str) or not isinstance(items, list):
@@ -230,6 +232,9 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
         train: dict[str, Any] = {}
         if kind == "strategy":
             preset, train = hparams_for(hparams, name, required=False) if hparams else ({}, {})
+            explicit_train = explicit_train or {}
+            note_overridden(name, hparams, {k: (v, explicit_train[k]) for k, v in train.items()
+                                            if k in explicit_train and explicit_train[k] != v})
             train = {k: v for k, v in train.items() if k not in explicit_train}
             explicit = _explicit_options(name, item, params or {})
             options = {**preset, **explicit}
@@ -244,6 +249,18 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
                             "(in a comparison TOML file: strategies = [{name = \"ewc\", lam = 100}, "
                             "{name = \"ewc\", lam = 1000}], see docs/compare.md)")
     return tuple(out)
+
+
+def note_overridden(method: str, hparams: str | None, overridden: dict[str, tuple[Any, Any]]) -> None:
+    """One line on stderr for each train option of a method's tuned file that the comparison's own
+    (a flag or ``[train]``) replaces: the tuned value is then not the one the method runs with."""
+    def shown(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    for key, (tuned, used) in overridden.items():
+        print(f"note: {method} runs with the comparison's {key}={shown(used)}, not the "
+              f"{key}={shown(tuned)} of {hparams}; drop --{key.replace('_', '-')} (or [train] {key}) to use the file's",
+              file=sys.stderr)
 
 
 def _scenario_entries(benchmarks: tuple[Entry, ...], scenarios: Any) -> tuple[Entry, ...]:
