@@ -258,8 +258,9 @@ def note_overridden(method: str, hparams: str | None, overridden: dict[str, tupl
         return f"{value:g}" if isinstance(value, float) else str(value)
 
     for key, (tuned, used) in overridden.items():
+        flag = "--" + key.replace("_", "-")
         print(f"note: {method} runs with the comparison's {key}={shown(used)}, not the "
-              f"{key}={shown(tuned)} of {hparams}; drop --{key.replace('_', '-')} (or [train] {key}) to use the file's",
+              f"{key}={shown(tuned)} of {hparams}; drop {flag} (or [train] {key}) to use the file's",
               file=sys.stderr)
 
 
