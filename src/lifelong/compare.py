@@ -41,6 +41,7 @@ from .config import (
 )
 from .errors import LifelongError
 from .results import COMPARISON_FILE, RESULT_FILE, RUNS_DIR, RunResult, atomic_write
+from .search import assignment
 
 DEFAULT_STRATEGIES = ("naive", "ewc", "mas", "si", "rwalk", "scp", "joint")
 DEFAULT_LABELS = {"naive": "naive (baseline)"}
@@ -215,6 +216,7 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
     where they differ) under its explicit ones."""
     from .hparams import hparams_for
 
+    explicit_train = explicit_train or {}
     if isinstance(items, str) or not isinstance(items, list):
         items = [items]
     out: list[Entry] = []
@@ -232,15 +234,13 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
         train: dict[str, Any] = {}
         if kind == "strategy":
             preset, train = hparams_for(hparams, name, required=False) if hparams else ({}, {})
-            explicit_train = explicit_train or {}
             note_overridden(name, hparams, {k: (v, explicit_train[k]) for k, v in train.items()
                                             if k in explicit_train and explicit_train[k] != v})
             train = {k: v for k, v in train.items() if k not in explicit_train}
             explicit = _explicit_options(name, item, params or {})
             options = {**preset, **explicit}
             if given is None and explicit:  # the report then says which λ (or other value) it shows
-                label += " (" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                         for k, v in explicit.items()) + ")"
+                label += " (" + ", ".join(assignment(k, v) for k, v in explicit.items()) + ")"
         out.append(Entry(label, name, options, train))
     labels = [e.label for e in out]
     duplicate = next((x for x in labels if labels.count(x) > 1), None)
@@ -254,13 +254,10 @@ def _entries(items: Any, kind: str, shared: dict[str, Any], params: dict | None 
 def note_overridden(method: str, hparams: str | None, overridden: dict[str, tuple[Any, Any]]) -> None:
     """One line on stderr for each train option of a method's tuned file that the comparison's own
     (a flag or ``[train]``) replaces: the tuned value is then not the one the method runs with."""
-    def shown(value: Any) -> str:
-        return f"{value:g}" if isinstance(value, float) else str(value)
-
     for key, (tuned, used) in overridden.items():
         flag = "--" + key.replace("_", "-")
-        print(f"note: {method} runs with the comparison's {key}={shown(used)}, not the "
-              f"{key}={shown(tuned)} of {hparams}; drop {flag} (or [train] {key}) to use the file's",
+        print(f"note: {method} runs with the comparison's {assignment(key, used)}, not the "
+              f"{assignment(key, tuned)} of {hparams}; drop {flag} (or [train] {key}) to use the file's",
               file=sys.stderr)
 
 

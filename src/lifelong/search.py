@@ -112,7 +112,11 @@ def random_points(space: dict[str, Any], count: int, seed: int = 0) -> list[dict
     return points
 
 
+def assignment(key: str, value: Any) -> str:
+    """``lam=100``, ``lr=0.001``: one value as labels and notes show it (floats in ``:g`` form)."""
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+
 def point_label(point: dict[str, Any]) -> str:
     """``lam=100 lr=0.001``: a point as the ranking and the progress display show it."""
-    words = (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
-    return " ".join(words) or "defaults"
+    return " ".join(assignment(k, v) for k, v in point.items()) or "defaults"
