@@ -25,7 +25,7 @@ These are diagnostics on the test data, not tunings: they explain a gap, they ch
 from __future__ import annotations
 
 import argparse
-import math
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import lifelong as ll
 import lifelong.data.benchmarks.rotated_mnist as rotated_mnist
 import lifelong.strategies.icarl as icarl
+from lifelong.data.transforms import rotate
 from lifelong.models.modes import outputs_of
 from lifelong.strategies.lwf import LwF
 from lifelong.strategies.naive import Naive
@@ -42,8 +43,8 @@ GEM_ANGLES = [4.4663, 15.9140, 18.7963, 28.1883, 38.7668, 50.7067, 58.4108, 71.0
               173.5404]
 
 
-class SeenClassesOnly:
-    """Mixin: while training, the outputs of classes no task so far has shown are masked."""
+class SeenClasses:
+    """Mixin: ``seen_``, the classes the tasks so far (the current one included) have shown."""
 
     def setup(self, stream, config) -> None:
         super().setup(stream, config)
@@ -53,6 +54,10 @@ class SeenClassesOnly:
         self.seen_ = self.seen_.clone()
         self.seen_[list(task.classes)] = True
         return super().before_task(model, task)
+
+
+class SeenClassesOnly(SeenClasses):
+    """Mixin: while training, the outputs of classes no task so far has shown are masked."""
 
     def predict(self, model, x, task_ids):
         out = super().predict(model, x, task_ids)
@@ -67,17 +72,9 @@ class SeenLwF(SeenClassesOnly, LwF):
     pass
 
 
-class VanDeVenLwF(LwF):
+class VanDeVenLwF(SeenClasses, LwF):
     """Class-incremental LwF as van de Ven & Tolias's code computes it (module docstring); the loop
     adds the cross-entropy, so the distillation is weighted (t − 1): (1/t)·CE + (1 − 1/t)·KD × t."""
-
-    def before_task(self, model, task):
-        self.task_number_ = task.id + 1
-        self.seen_ = torch.zeros(self.num_classes_, dtype=torch.bool)
-        if self.old_heads_ is not None:
-            self.seen_ |= self.old_heads_.any(0)
-        self.seen_[list(task.classes)] = True
-        return super().before_task(model, task)
 
     def extra_loss(self, model, batch, outputs, task):
         if not self.old_model_ or self.old_heads_ is None:
@@ -88,18 +85,7 @@ class VanDeVenLwF(LwF):
         target = torch.zeros_like(outputs)
         target[:, old_classes] = F.softmax(old[:, old_classes] / T, dim=1)
         log_p = F.log_softmax(outputs[:, seen] / T, dim=1)
-        return (self.task_number_ - 1) * -(target[:, seen] * log_p).sum(1).mean() * T * T
-
-
-def nearest_rotation(x: torch.Tensor, degrees: float, chunk: int = 8192) -> torch.Tensor:
-    """``transforms.rotate`` with nearest-neighbour instead of bilinear sampling."""
-    if degrees % 360 == 0:
-        return x.clone()
-    theta = math.radians(degrees)
-    mat = torch.tensor([[math.cos(theta), -math.sin(theta), 0.0], [math.sin(theta), math.cos(theta), 0.0]],
-                       dtype=x.dtype)
-    grid = F.affine_grid(mat.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        return task.id * -(target[:, seen] * log_p).sum(1).mean() * T * T  # t − 1 = task.id
 
 
 def fit(stream, strategy, config, hidden, seed: int) -> float:
@@ -143,7 +129,7 @@ def main() -> None:
     else:
         for rotation in ("bilinear", "nearest"):
             if rotation == "nearest":
-                rotated_mnist.rotate = nearest_rotation
+                rotated_mnist.rotate = functools.partial(rotate, mode="nearest")
             for method, options in (("naive", {}), ("ewc", {"lam": 1.0})):
                 for seed in args.seeds:
                     stream = ll.make_benchmark("rotated-mnist", angles=GEM_ANGLES, train_per_task=1000,

@@ -34,6 +34,14 @@ def test_rotate_by_90_degrees_matches_rot90():
     assert torch.equal(rotate(x, 0), x)
 
 
+def test_nearest_rotation_only_moves_pixels():
+    x = torch.rand(2, 1, 9, 9)
+    near, linear = rotate(x, 30, mode="nearest"), rotate(x, 30)
+    assert set(near.unique().tolist()) <= set(x.unique().tolist()) | {0.0}  # values kept, not blended
+    assert not torch.equal(near, linear)
+    assert torch.allclose(rotate(x, 90, mode="nearest"), torch.rot90(x, 1, dims=(2, 3)))
+
+
 def test_rotation_keeps_centre_mass_and_range():
     xtr = load_mnist5k()[0][:50]
     r = rotate(xtr, 40)

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 
 
-def rotate(x: torch.Tensor, degrees: float, chunk: int = 8192) -> torch.Tensor:
+def rotate(x: torch.Tensor, degrees: float, chunk: int = 8192, mode: str = "bilinear") -> torch.Tensor:
     """Rotate a batch of images ``(n, c, h, w)`` counter-clockwise about their centre.
 
-    Bilinear interpolation, zeros outside the image (MNIST's black background).
+    Bilinear interpolation (``mode="nearest"``: nearest neighbour, PIL's default), zeros outside
+    the image (MNIST's black background).
     """
     if degrees % 360 == 0:
         return x.clone()
@@ -25,7 +26,7 @@ def rotate(x: torch.Tensor, degrees: float, chunk: int = 8192) -> torch.Tensor:
         part = x[start : start + chunk]
         grid = F.affine_grid(mat.expand(part.shape[0], 2, 3), list(part.shape), align_corners=False)
         out[start : start + chunk] = F.grid_sample(
-            part, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+            part, grid, mode=mode, padding_mode="zeros", align_corners=False
         )
     return out
 
