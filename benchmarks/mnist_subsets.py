@@ -16,12 +16,14 @@ Floats in [0, 1], as the images are given to the runs (``--data`` keeps float in
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from lifelong.data.datasets import load_dataset
 from lifelong.data.sources import stratified_split
+from lifelong.errors import LifelongError
 
 
 def main() -> None:
@@ -31,7 +33,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/data")
     parser.add_argument("--data", default=None, help="a data source (default: the embedded digits)")
     args = parser.parse_args()
-    data = load_dataset(args.data)
+    try:
+        data = load_dataset(args.data)
+    except LifelongError as exc:
+        sys.exit(f"error: {exc}")
     x_train, y_train = data.x_train.numpy(), data.y_train.numpy()
     x_test, y_test = data.x_test.numpy(), data.y_test.numpy()
     name = "mnist5k" if args.data is None else data.name
